@@ -25,8 +25,9 @@ export interface ResourceType {
   /** Verbs advertised in discovery (kubectl checks them before e.g. `get --watch`). */
   verbs: string[];
   /**
-   * Whether spec changes bump metadata.generation. True for kinds with a spec the user edits;
-   * upstream bumps generation on any change for kinds without a status/spec split.
+   * Whether objects carry metadata.generation (1 on create, bumped when anything but metadata and
+   * status changes). Upstream sets it for workloads, CRDs and custom resources, not for Services,
+   * Pods, Nodes, Namespaces or Leases in v1.32.
    */
   hasSpec: boolean;
   /** For custom resources: the CRD's printer columns and OpenAPI v3 schema. */
@@ -36,6 +37,7 @@ export interface ResourceType {
   };
 }
 
+/** An additionalPrinterColumns entry of a CRD version, as `kubectl get` shows it. */
 export interface PrinterColumn {
   name: string;
   type: string;
@@ -52,7 +54,9 @@ function builtin(
   version: string,
   kind: string,
   plural: string,
-  opts: Partial<Pick<ResourceType, 'namespaced' | 'shortNames' | 'categories' | 'status' | 'scale' | 'hasSpec'>> = {},
+  opts: Partial<
+    Pick<ResourceType, 'namespaced' | 'shortNames' | 'categories' | 'status' | 'scale' | 'hasSpec'>
+  > = {},
 ): ResourceType {
   return {
     group,
@@ -72,18 +76,28 @@ function builtin(
 
 /** The built-in kinds, in the order discovery lists them. */
 export const BUILTIN_RESOURCES: readonly ResourceType[] = [
-  builtin('', 'v1', 'Namespace', 'namespaces', { namespaced: false, shortNames: ['ns'], status: true }),
-  builtin('', 'v1', 'Pod', 'pods', { shortNames: ['po'], categories: ['all'], status: true }),
-  builtin('', 'v1', 'Service', 'services', { shortNames: ['svc'], categories: ['all'], status: true }),
+  builtin('', 'v1', 'Namespace', 'namespaces', {
+    namespaced: false,
+    shortNames: ['ns'],
+    status: true,
+    hasSpec: false,
+  }),
+  builtin('', 'v1', 'Pod', 'pods', { shortNames: ['po'], categories: ['all'], status: true, hasSpec: false }),
+  builtin('', 'v1', 'Service', 'services', {
+    shortNames: ['svc'],
+    categories: ['all'],
+    status: true,
+    hasSpec: false,
+  }),
   builtin('', 'v1', 'Endpoints', 'endpoints', { shortNames: ['ep'], hasSpec: false }),
   builtin('', 'v1', 'ConfigMap', 'configmaps', { shortNames: ['cm'], hasSpec: false }),
   builtin('', 'v1', 'Secret', 'secrets', { hasSpec: false }),
-  builtin('', 'v1', 'Node', 'nodes', { namespaced: false, shortNames: ['no'], status: true }),
+  builtin('', 'v1', 'Node', 'nodes', { namespaced: false, shortNames: ['no'], status: true, hasSpec: false }),
   builtin('', 'v1', 'Event', 'events', { shortNames: ['ev'], hasSpec: false }),
   builtin('', 'v1', 'ServiceAccount', 'serviceaccounts', { shortNames: ['sa'], hasSpec: false }),
   builtin('events.k8s.io', 'v1', 'Event', 'events', { shortNames: ['ev'], hasSpec: false }),
   builtin('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', { hasSpec: false }),
-  builtin('coordination.k8s.io', 'v1', 'Lease', 'leases'),
+  builtin('coordination.k8s.io', 'v1', 'Lease', 'leases', { hasSpec: false }),
   builtin('apps', 'v1', 'Deployment', 'deployments', {
     shortNames: ['deploy'],
     categories: ['all'],
@@ -96,11 +110,17 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     status: true,
     scale: true,
   }),
-  builtin('admissionregistration.k8s.io', 'v1', 'MutatingWebhookConfiguration', 'mutatingwebhookconfigurations', {
-    namespaced: false,
-    categories: ['api-extensions'],
-    hasSpec: false,
-  }),
+  builtin(
+    'admissionregistration.k8s.io',
+    'v1',
+    'MutatingWebhookConfiguration',
+    'mutatingwebhookconfigurations',
+    {
+      namespaced: false,
+      categories: ['api-extensions'],
+      hasSpec: false,
+    },
+  ),
   builtin(
     'admissionregistration.k8s.io',
     'v1',
