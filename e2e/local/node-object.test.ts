@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { kubeNow, localNodeIdentity, localNodeObject, toWire, zoneLabel } from './node-object.ts';
+
+describe('local node objects', () => {
+  test('node i gets its pod CIDR, LAN InternalIP and a round-robin zone', () => {
+    assert.deepEqual(localNodeIdentity(3), {
+      name: 'node-3',
+      index: 3,
+      podCidr: '198.18.3.0/24',
+      internalIp: '198.18.255.4',
+      zone: 'zone-b',
+    });
+  });
+
+  test('the Node carries labels, podCIDRs, addresses and a Ready condition', () => {
+    const now = kubeNow(Date.UTC(2026, 0, 1, 0, 0, 0, 750));
+    const object = localNodeObject(localNodeIdentity(0), now);
+    assert.equal(object.metadata?.labels?.[zoneLabel], 'zone-a');
+    assert.deepEqual(object.spec?.podCIDRs, ['198.18.0.0/24']);
+    assert.deepEqual(object.status?.addresses?.[0], { type: 'InternalIP', address: '198.18.255.1' });
+    const ready = object.status?.conditions?.[0];
+    assert.deepEqual([ready?.type, ready?.status, ready?.reason], ['Ready', 'True', 'KubeletReady']);
+    assert.match(
+      JSON.stringify(toWire(object)),
+      /"lastHeartbeatTime":"2026-01-01T00:00:00Z"/,
+      'second precision on the wire',
+    );
+  });
+});

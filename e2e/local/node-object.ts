@@ -1,0 +1,90 @@
+import type { V1Node, V1NodeCondition } from '@kubernetes/client-node';
+import { nodeLanAddress, nodePodCidr } from './netns.ts';
+
+/** The zone label every local node carries, as cloud providers set it. */
+export const zoneLabel = 'topology.kubernetes.io/zone';
+
+/** Zones the local nodes are spread over, round-robin, so topology-aware code has something to see. */
+export const defaultZones: readonly string[] = ['zone-a', 'zone-b'];
+
+/** A local node's identity: name, index into the address plan, and the addresses that follow from it. */
+export interface LocalNodeIdentity {
+  readonly name: string;
+  readonly index: number;
+  readonly podCidr: string;
+  readonly internalIp: string;
+  readonly zone: string;
+}
+
+/** The identity of node `index`: `node-<index>`, its pod CIDR and LAN address from the address plan. */
+export function localNodeIdentity(index: number, zones: readonly string[] = defaultZones): LocalNodeIdentity {
+  return {
+    name: `node-${index}`,
+    index,
+    podCidr: nodePodCidr(index),
+    internalIp: nodeLanAddress(index),
+    zone: zones[index % zones.length] ?? 'zone-a',
+  };
+}
+
+/** Kubernetes timestamps have second precision; sub-second parts would make every rewrite a change. */
+export function kubeNow(nowMs: number = Date.now()): Date {
+  return new Date(Math.floor(nowMs / 1000) * 1000);
+}
+
+/**
+ * An object as it travels and as informers hold it: plain JSON, timestamps as RFC 3339 strings
+ * with second precision. Comparing desired and cached state in this form avoids rewriting an
+ * object only because one side holds a Date and the other a string.
+ */
+export function toWire<T>(value: T): unknown {
+  return JSON.parse(JSON.stringify(value).replace(/(T\d\d:\d\d:\d\d)\.\d{3}Z"/g, '$1Z"'));
+}
+
+/** The Ready condition a healthy kubelet reports, with the heartbeat at `now`. */
+export function readyCondition(now: Date, since: Date): V1NodeCondition {
+  return {
+    type: 'Ready',
+    status: 'True',
+    reason: 'KubeletReady',
+    message: 'kubelet is posting ready status',
+    lastHeartbeatTime: now,
+    lastTransitionTime: since,
+  };
+}
+
+/** The Node object a local kubelet registers: labels, podCIDR, addresses and Ready status. */
+export function localNodeObject(node: LocalNodeIdentity, now: Date): V1Node {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: node.name,
+      labels: {
+        'kubernetes.io/hostname': node.name,
+        'kubernetes.io/os': 'linux',
+        [zoneLabel]: node.zone,
+      },
+    },
+    spec: { podCIDR: node.podCidr, podCIDRs: [node.podCidr] },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: node.internalIp },
+        { type: 'Hostname', address: node.name },
+      ],
+      conditions: [readyCondition(now, now)],
+      nodeInfo: {
+        architecture: process.arch,
+        bootID: '',
+        containerRuntimeVersion: 'portico-local://1',
+        kernelVersion: '',
+        kubeProxyVersion: '',
+        kubeletVersion: 'portico-local',
+        machineID: '',
+        operatingSystem: 'linux',
+        osImage: 'Portico local node',
+        systemUUID: '',
+      },
+    },
+  };
+}
