@@ -1,0 +1,530 @@
+/**
+ * Pure rendering of the desired state into `iptables-restore --noflush` input, following
+ * kube-proxy's iptables proxier (pkg/proxy/iptables/proxier.go `syncProxyRules`) rule for rule,
+ * with `PORTICO-` chains. Output order is deterministic: Service ports sorted by name, endpoints by
+ * `ip:port`.
+ *
+ * Packet path, for orientation:
+ *   nat PREROUTING/OUTPUT → PORTICO-SERVICES → (cluster IP) PORTICO-SVC|SVL → PORTICO-SEP → DNAT
+ *                                            → (external IP, LB IP, node port) PORTICO-EXT → SVC|SVL
+ *                                            → (LB IP with source ranges) PORTICO-FW → PORTICO-EXT
+ *   filter: REJECT/DROP for destinations without usable endpoints, DROP for LB traffic the FW refused.
+ *   nat POSTROUTING → PORTICO-POSTROUTING: MASQUERADE what PORTICO-MARK-MASQ marked.
+ */
+import type { RenderedRuleset, SyncScope } from '../proxier.ts';
+import { cidrContains, cidrFamilyOf, ipFamilyOf } from '../state/ip.ts';
+import type { DesiredState, EndpointState, NodeInfo, ServicePortState } from '../state/types.ts';
+import { isExternallyAccessible } from '../state/types.ts';
+import {
+  EXTERNAL_SERVICES_CHAIN,
+  endpointChainName,
+  FIXED_CHAINS,
+  FORWARD_CHAIN,
+  MARK_MASQ_CHAIN,
+  NODEPORTS_CHAIN,
+  POSTROUTING_CHAIN,
+  PROXY_FIREWALL_CHAIN,
+  SERVICES_CHAIN,
+  serviceChainNames,
+} from './names.ts';
+
+/** Settings of the iptables proxier that shape the rules (the agent's flags). */
+export interface IptablesRenderOptions {
+  /**
+   * `--cluster-cidr`: pod CIDRs (either family). Traffic from outside them to a cluster IP is
+   * masqueraded, and pod traffic to external destinations of a Local-policy Service is
+   * short-circuited to the cluster chain. Without one of the family, neither happens.
+   */
+  readonly clusterCIDRs: readonly string[];
+  /** `--masquerade-all`: masquerade every packet sent to a cluster IP. */
+  readonly masqueradeAll: boolean;
+  /** `--iptables-masquerade-bit`: bit of the packet mark that requests SNAT (upstream default 14). */
+  readonly masqueradeBit: number;
+  /**
+   * `--nodeport-addresses`: CIDRs selecting the node addresses that accept node ports; empty means
+   * every local address (`-m addrtype --dst-type LOCAL`). Loopback never accepts node ports: that
+   * needs `route_localnet`, which the agent does not set.
+   */
+  readonly nodePortAddresses: readonly string[];
+  /** Above this many endpoints, per-endpoint comments are left out to shrink the ruleset (upstream: 1000). */
+  readonly largeClusterEndpointsThreshold: number;
+  /**
+   * Drop conntrack-INVALID packets in FORWARD, as upstream does unless
+   * `nf_conntrack_tcp_be_liberal` is set.
+   */
+  readonly dropInvalidForward: boolean;
+}
+
+/** Upstream's defaults. */
+export const DEFAULT_IPTABLES_RENDER_OPTIONS: IptablesRenderOptions = {
+  clusterCIDRs: [],
+  masqueradeAll: false,
+  masqueradeBit: 14,
+  nodePortAddresses: [],
+  largeClusterEndpointsThreshold: 1000,
+  dropInvalidForward: true,
+};
+
+/** A table the proxier writes. */
+export type IptablesTable = 'filter' | 'nat';
+
+/**
+ * A rule in a built-in chain that sends packets into the proxier's chains. These are not part of
+ * the restore input (that would need a flush of chains other programs own); apply ensures them
+ * with `-C`/`-I`, and cleanup deletes them.
+ */
+export interface JumpRule {
+  readonly table: IptablesTable;
+  readonly chain: 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+  /** Rule specification after the chain name, as argv words. */
+  readonly args: readonly string[];
+}
+
+/** Output of {@link renderIptablesRules}. */
+export interface IptablesRuleset extends RenderedRuleset {
+  readonly mode: 'iptables';
+  /** `*filter … COMMIT` restore input. */
+  readonly filter: string;
+  /** `*nat … COMMIT` restore input. */
+  readonly nat: string;
+  /** Jumps from built-in chains; ensured on full syncs. */
+  readonly jumps: readonly JumpRule[];
+  /** Number of lines in `filter` + `nat`. */
+  readonly lineCount: number;
+}
+
+function jump(
+  table: IptablesTable,
+  chain: JumpRule['chain'],
+  target: string,
+  comment: string,
+  newOnly: boolean,
+) {
+  const args = ['-m', 'comment', '--comment', comment];
+  if (newOnly) args.push('-m', 'conntrack', '--ctstate', 'NEW');
+  args.push('-j', target);
+  return { table, chain, args };
+}
+
+/** The jumps kube-proxy installs, with our chain names and comments (the seed's "service portals"). */
+export const JUMP_RULES: readonly JumpRule[] = [
+  jump('filter', 'INPUT', EXTERNAL_SERVICES_CHAIN, 'portico externally-visible service portals', true),
+  jump('filter', 'FORWARD', EXTERNAL_SERVICES_CHAIN, 'portico externally-visible service portals', true),
+  jump('filter', 'INPUT', NODEPORTS_CHAIN, 'portico health check service ports', false),
+  jump('filter', 'FORWARD', SERVICES_CHAIN, 'portico service portals', true),
+  jump('filter', 'OUTPUT', SERVICES_CHAIN, 'portico service portals', true),
+  jump('filter', 'FORWARD', FORWARD_CHAIN, 'portico forwarding rules', false),
+  jump('filter', 'INPUT', PROXY_FIREWALL_CHAIN, 'portico load balancer firewall', true),
+  jump('filter', 'OUTPUT', PROXY_FIREWALL_CHAIN, 'portico load balancer firewall', true),
+  jump('filter', 'FORWARD', PROXY_FIREWALL_CHAIN, 'portico load balancer firewall', true),
+  jump('nat', 'OUTPUT', SERVICES_CHAIN, 'portico service portals', false),
+  jump('nat', 'PREROUTING', SERVICES_CHAIN, 'portico service portals', false),
+  jump('nat', 'POSTROUTING', POSTROUTING_CHAIN, 'portico postrouting rules', false),
+];
+
+/** Quotes a comment for iptables-restore, which splits words like a shell. */
+function comment(text: string): string {
+  return `-m comment --comment "${text}"`;
+}
+
+/** `%0.10f` of 1/n, the statistic probability of upstream's n-th-from-last endpoint rule. */
+export function probability(remaining: number): string {
+  return (1 / remaining).toFixed(10);
+}
+
+function chainLine(chain: string): string {
+  return `:${chain} - [0:0]`;
+}
+
+/** Per-service chain writers share this context. */
+interface RenderContext {
+  readonly masqueradeAll: boolean;
+  /** `-s <cidr>` of the local detector, or null when no cluster CIDR of the family is configured. */
+  readonly podCIDR: string | null;
+  readonly endpointComments: boolean;
+  readonly nodeAddresses: readonly string[];
+}
+
+function writeServiceToEndpointRules(
+  rules: string[],
+  context: RenderContext,
+  port: ServicePortState,
+  chain: string,
+  endpoints: readonly EndpointState[],
+  endpointChains: ReadonlyMap<EndpointState, string>,
+): void {
+  const endpointComment = (endpoint: EndpointState) =>
+    context.endpointComments ? `${comment(`${port.name} -> ${endpoint.hostPort}`)} ` : '';
+  if (port.affinityTimeoutSeconds !== null) {
+    for (const endpoint of endpoints) {
+      const target = endpointChains.get(endpoint)!;
+      rules.push(
+        `-A ${chain} ${endpointComment(endpoint)}-m recent --name ${target} --rcheck --seconds ${port.affinityTimeoutSeconds} --reap -j ${target}`,
+      );
+    }
+  }
+  const count = endpoints.length;
+  endpoints.forEach((endpoint, index) => {
+    const statistic =
+      index < count - 1 ? `-m statistic --mode random --probability ${probability(count - index)} ` : '';
+    rules.push(`-A ${chain} ${endpointComment(endpoint)}${statistic}-j ${endpointChains.get(endpoint)!}`);
+  });
+}
+
+/** Rules of one Service port, by where they go. */
+interface PortRules {
+  readonly filterServices: string[];
+  readonly filterExternal: string[];
+  readonly filterNodePorts: string[];
+  readonly filterFirewall: string[];
+  readonly natServices: string[];
+  readonly natNodePorts: string[];
+  /** Per-service chains, in declaration order; a partial sync skips them for unchanged Services. */
+  readonly chains: string[];
+  /** Rules of those chains. */
+  readonly rules: string[];
+}
+
+/**
+ * Rendered ports by state object. The tracker hands out the same frozen object while a Service
+ * is unchanged, so a partial sync re-renders only what changed; the key guards against a reuse
+ * under other options.
+ */
+const renderedPorts = new WeakMap<ServicePortState, { readonly key: string; readonly rules: PortRules }>();
+
+function contextKey(context: RenderContext): string {
+  return `${context.podCIDR}|${context.masqueradeAll}|${context.endpointComments}|${context.nodeAddresses.join(',')}`;
+}
+
+function renderServicePortCached(context: RenderContext, key: string, port: ServicePortState): PortRules {
+  const cached = renderedPorts.get(port);
+  if (cached !== undefined && cached.key === key) return cached.rules;
+  const rules = renderServicePort(context, port);
+  renderedPorts.set(port, { key, rules });
+  return rules;
+}
+
+function renderServicePort(context: RenderContext, port: ServicePortState): PortRules {
+  const out: PortRules = {
+    filterServices: [],
+    filterExternal: [],
+    filterNodePorts: [],
+    filterFirewall: [],
+    natServices: [],
+    natNodePorts: [],
+    chains: [],
+    rules: [],
+  };
+  const protocol = port.protocol.toLowerCase();
+  const match = `-m ${protocol} -p ${protocol}`;
+  const names = serviceChainNames(port.name, port.protocol);
+  const { clusterEndpoints, localEndpoints, hasEndpoints } = port;
+  const accessible = isExternallyAccessible(port);
+  const usesClusterEndpoints = !port.internalPolicyLocal || accessible;
+  const usesLocalEndpoints = port.internalPolicyLocal || (port.externalPolicyLocal && accessible);
+  const usesClusterChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
+  const usesLocalChain = localEndpoints.length > 0 && usesLocalEndpoints;
+
+  const internalChain = port.internalPolicyLocal ? names.local : names.cluster;
+  const hasInternalEndpoints = port.internalPolicyLocal ? localEndpoints.length > 0 : hasEndpoints;
+  const externalPolicyChain = port.externalPolicyLocal ? names.local : names.cluster;
+  const hasExternalEndpoints = port.externalPolicyLocal ? localEndpoints.length > 0 : hasEndpoints;
+  // Built on hasEndpoints, not hasExternalEndpoints: the short-circuit rules for pod and host
+  // traffic are needed even when no local endpoint can take outside traffic.
+  const usesExternalChain = hasEndpoints && accessible;
+  const usesFirewallChain =
+    hasEndpoints && port.loadBalancerIPs.length > 0 && port.loadBalancerSourceRanges.length > 0;
+  const loadBalancerChain = usesFirewallChain ? names.firewall : names.external;
+
+  let internalFilterTarget = 'ACCEPT';
+  let internalFilterComment = '';
+  let externalFilterTarget = 'ACCEPT';
+  let externalFilterComment = '';
+  if (!hasEndpoints) {
+    // Nothing anywhere: REJECT (ICMP port unreachable) so clients fail at once, not by timeout.
+    internalFilterTarget = 'REJECT';
+    externalFilterTarget = 'REJECT';
+    internalFilterComment = `${port.name} has no endpoints`;
+    externalFilterComment = internalFilterComment;
+  } else {
+    if (!hasInternalEndpoints) {
+      internalFilterTarget = 'DROP';
+      internalFilterComment = `${port.name} has no local endpoints`;
+    }
+    if (!hasExternalEndpoints) {
+      externalFilterTarget = 'DROP';
+      externalFilterComment = `${port.name} has no local endpoints`;
+    }
+  }
+
+  const destination = (ip: string) => `-d ${ip} --dport ${port.port}`;
+  if (hasInternalEndpoints) {
+    out.natServices.push(
+      `-A ${SERVICES_CHAIN} ${comment(`${port.name} cluster IP`)} ${match} ${destination(port.clusterIP)} -j ${internalChain}`,
+    );
+  } else {
+    out.filterServices.push(
+      `-A ${SERVICES_CHAIN} ${comment(internalFilterComment)} ${match} ${destination(port.clusterIP)} -j ${internalFilterTarget}`,
+    );
+  }
+
+  for (const externalIP of port.externalIPs) {
+    if (hasEndpoints)
+      out.natServices.push(
+        `-A ${SERVICES_CHAIN} ${comment(`${port.name} external IP`)} ${match} ${destination(externalIP)} -j ${names.external}`,
+      );
+    if (!hasExternalEndpoints)
+      out.filterExternal.push(
+        `-A ${EXTERNAL_SERVICES_CHAIN} ${comment(externalFilterComment)} ${match} ${destination(externalIP)} -j ${externalFilterTarget}`,
+      );
+  }
+
+  for (const loadBalancerIP of port.loadBalancerIPs) {
+    if (hasEndpoints)
+      out.natServices.push(
+        `-A ${SERVICES_CHAIN} ${comment(`${port.name} loadbalancer IP`)} ${match} ${destination(loadBalancerIP)} -j ${loadBalancerChain}`,
+      );
+    if (usesFirewallChain)
+      out.filterFirewall.push(
+        `-A ${PROXY_FIREWALL_CHAIN} ${comment(`${port.name} traffic not accepted by ${names.firewall}`)} ${match} ${destination(loadBalancerIP)} -j DROP`,
+      );
+  }
+  if (!hasExternalEndpoints) {
+    for (const loadBalancerIP of port.loadBalancerIPs)
+      out.filterExternal.push(
+        `-A ${EXTERNAL_SERVICES_CHAIN} ${comment(externalFilterComment)} ${match} ${destination(loadBalancerIP)} -j ${externalFilterTarget}`,
+      );
+  }
+
+  if (port.nodePort !== 0) {
+    // Node ports are not subject to loadBalancerSourceRanges, as upstream: the range check
+    // applies to the LB IP only.
+    if (hasEndpoints)
+      out.natNodePorts.push(
+        `-A ${NODEPORTS_CHAIN} ${comment(port.name)} ${match} --dport ${port.nodePort} -j ${names.external}`,
+      );
+    if (!hasExternalEndpoints)
+      out.filterExternal.push(
+        `-A ${EXTERNAL_SERVICES_CHAIN} ${comment(externalFilterComment)} -m addrtype --dst-type LOCAL ${match} --dport ${port.nodePort} -j ${externalFilterTarget}`,
+      );
+  }
+
+  if (port.healthCheckNodePort !== 0) {
+    // Accepted whether or not local endpoints exist: the health server must be able to answer 503.
+    out.filterNodePorts.push(
+      `-A ${NODEPORTS_CHAIN} ${comment(`${port.name} health check node port`)} -m tcp -p tcp --dport ${port.healthCheckNodePort} -j ACCEPT`,
+    );
+  }
+
+  const rules = out.rules;
+  const own = (chain: string) => {
+    out.chains.push(chain);
+  };
+
+  if (hasInternalEndpoints) {
+    const masqueradeMatch = `${comment(`${port.name} cluster IP`)} ${match} ${destination(port.clusterIP)}`;
+    if (context.masqueradeAll) {
+      rules.push(`-A ${internalChain} ${masqueradeMatch} -j ${MARK_MASQ_CHAIN}`);
+    } else if (context.podCIDR !== null) {
+      // Off-cluster clients reaching a cluster IP (a static route to any node) may be forwarded to
+      // another node; without SNAT the reply would bypass this node's conntrack.
+      rules.push(`-A ${internalChain} ${masqueradeMatch} ! -s ${context.podCIDR} -j ${MARK_MASQ_CHAIN}`);
+    }
+  }
+
+  if (usesExternalChain) {
+    own(names.external);
+    if (!port.externalPolicyLocal) {
+      // Cluster policy may send the packet to another node; SNAT keeps the reply path symmetric.
+      rules.push(
+        `-A ${names.external} ${comment(`masquerade traffic for ${port.name} external destinations`)} -j ${MARK_MASQ_CHAIN}`,
+      );
+    } else {
+      if (context.podCIDR !== null) {
+        // Pods reaching an external address behave as if they went out to the balancer and came
+        // back: neither traffic policy applies to them.
+        rules.push(
+          `-A ${names.external} ${comment(`pod traffic for ${port.name} external destinations`)} -s ${context.podCIDR} -j ${names.cluster}`,
+        );
+      }
+      // The host itself picks a local (often the LB) address as source, so it must be SNATed.
+      rules.push(
+        `-A ${names.external} ${comment(`masquerade LOCAL traffic for ${port.name} external destinations`)} -m addrtype --src-type LOCAL -j ${MARK_MASQ_CHAIN}`,
+      );
+      rules.push(
+        `-A ${names.external} ${comment(`route LOCAL traffic for ${port.name} external destinations`)} -m addrtype --src-type LOCAL -j ${names.cluster}`,
+      );
+    }
+    if (hasExternalEndpoints) rules.push(`-A ${names.external} -j ${externalPolicyChain}`);
+  }
+
+  if (usesFirewallChain) {
+    own(names.firewall);
+    const prefix = `-A ${names.firewall} ${comment(`${port.name} loadbalancer IP`)}`;
+    let allowFromNode = false;
+    for (const range of port.loadBalancerSourceRanges) {
+      rules.push(`${prefix} -s ${range} -j ${names.external}`);
+      if (context.nodeAddresses.some((address) => cidrContains(range, address))) allowFromNode = true;
+    }
+    // A VIP bound on this node loops a node's own request back with the VIP as source.
+    if (allowFromNode) {
+      for (const loadBalancerIP of port.loadBalancerIPs)
+        rules.push(`${prefix} -s ${loadBalancerIP} -j ${names.external}`);
+    }
+    rules.push(
+      `${prefix} ${comment(`other traffic to ${port.name} will be dropped by ${PROXY_FIREWALL_CHAIN}`)}`,
+    );
+  }
+
+  const endpointChains = new Map<EndpointState, string>();
+  const reachable = new Set<EndpointState>();
+  if (usesClusterChain) for (const endpoint of clusterEndpoints) reachable.add(endpoint);
+  if (usesLocalChain) for (const endpoint of localEndpoints) reachable.add(endpoint);
+  for (const endpoint of reachable)
+    endpointChains.set(endpoint, endpointChainName(port.name, port.protocol, endpoint.hostPort));
+
+  if (usesClusterChain) {
+    own(names.cluster);
+    writeServiceToEndpointRules(rules, context, port, names.cluster, clusterEndpoints, endpointChains);
+  }
+  if (usesLocalChain) {
+    own(names.local);
+    writeServiceToEndpointRules(rules, context, port, names.local, localEndpoints, endpointChains);
+  }
+
+  const serviceComment = context.endpointComments ? `${comment(port.name)} ` : '';
+  for (const [endpoint, chain] of [...endpointChains].sort((a, b) => (a[1] < b[1] ? -1 : 1))) {
+    own(chain);
+    // Hairpin: a pod reaching itself through the Service must be SNATed, or it would answer
+    // itself directly and the client would drop the reply.
+    rules.push(`-A ${chain} ${serviceComment}-s ${endpoint.ip} -j ${MARK_MASQ_CHAIN}`);
+    const affinity = port.affinityTimeoutSeconds !== null ? `-m recent --name ${chain} --set ` : '';
+    rules.push(
+      `-A ${chain} ${serviceComment}${affinity}${match} -j DNAT --to-destination ${endpoint.hostPort}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Renders the iptables rules of one family. With `scope.changedServices = 'all'` every chain is
+ * rewritten; otherwise the per-service chains of unchanged Services are left out (they stay as
+ * they are in the kernel), and the dispatch chains are rewritten in full. Chains in
+ * `scope.existingObjects` that are no longer wanted are flushed and deleted.
+ */
+export function renderIptablesRules(
+  desired: DesiredState,
+  node: NodeInfo,
+  scope: SyncScope,
+  options: IptablesRenderOptions = DEFAULT_IPTABLES_RENDER_OPTIONS,
+): IptablesRuleset {
+  const family = desired.family;
+  const mark = `0x${(1 << options.masqueradeBit).toString(16).padStart(8, '0')}`;
+  let endpointCount = 0;
+  for (const port of desired.servicePorts) endpointCount += port.endpoints.length;
+  const context: RenderContext = {
+    masqueradeAll: options.masqueradeAll,
+    podCIDR: options.clusterCIDRs.find((cidr) => cidrFamilyOf(cidr) === family) ?? null,
+    endpointComments: endpointCount <= options.largeClusterEndpointsThreshold,
+    nodeAddresses: node.addresses.filter((address) => ipFamilyOf(address) === family),
+  };
+  const key = contextKey(context);
+  const out = {
+    filterServices: [] as string[],
+    filterExternal: [] as string[],
+    filterNodePorts: [] as string[],
+    filterFirewall: [] as string[],
+    natServices: [] as string[],
+    natNodePorts: [] as string[],
+    serviceChains: [] as string[],
+    serviceRules: [] as string[],
+    owned: new Set<string>(),
+  };
+  const append = (target: string[], source: readonly string[]) => {
+    for (const line of source) target.push(line);
+  };
+  const changed = scope.changedServices;
+  for (const port of desired.servicePorts) {
+    const rules = renderServicePortCached(context, key, port);
+    append(out.filterServices, rules.filterServices);
+    append(out.filterExternal, rules.filterExternal);
+    append(out.filterNodePorts, rules.filterNodePorts);
+    append(out.filterFirewall, rules.filterFirewall);
+    append(out.natServices, rules.natServices);
+    append(out.natNodePorts, rules.natNodePorts);
+    for (const chain of rules.chains) out.owned.add(chain);
+    // Unchanged Services' chains stay in the kernel as they are; only their names are needed.
+    if (changed === 'all' || changed.has(port.serviceKey)) {
+      for (const chain of rules.chains) out.serviceChains.push(chainLine(chain));
+      append(out.serviceRules, rules.rules);
+    }
+  }
+
+  // concat, not push(...spread): at 30,000 Services the rule arrays exceed the argument limit.
+  const forward: string[] = [];
+  if (options.dropInvalidForward) forward.push(`-A ${FORWARD_CHAIN} -m conntrack --ctstate INVALID -j DROP`);
+  forward.push(
+    `-A ${FORWARD_CHAIN} ${comment('portico forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
+    `-A ${FORWARD_CHAIN} ${comment('portico forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+  );
+  const filter = ['*filter'].concat(
+    FIXED_CHAINS.filter.map(chainLine),
+    out.filterServices,
+    out.filterExternal,
+    forward,
+    out.filterNodePorts,
+    out.filterFirewall,
+    ['COMMIT'],
+  );
+
+  const stale = [...scope.existingObjects].filter((chain) => !out.owned.has(chain)).sort();
+  const postrouting = [
+    `-A ${POSTROUTING_CHAIN} -m mark ! --mark ${mark}/${mark} -j RETURN`,
+    `-A ${POSTROUTING_CHAIN} -j MARK --xor-mark ${mark}`,
+    `-A ${POSTROUTING_CHAIN} ${comment('portico service traffic requiring SNAT')} -j MASQUERADE --random-fully`,
+    `-A ${MARK_MASQ_CHAIN} -j MARK --or-mark ${mark}`,
+  ];
+  const nodePortsComment = comment(
+    'portico service nodeports; NOTE: this must be the last rule in this chain',
+  );
+  const nodePortsJump: string[] = [];
+  if (options.nodePortAddresses.length === 0) {
+    const loopback = family === 'IPv4' ? '127.0.0.0/8' : '::1/128';
+    nodePortsJump.push(
+      `-A ${SERVICES_CHAIN} ${nodePortsComment} -m addrtype --dst-type LOCAL ! -d ${loopback} -j ${NODEPORTS_CHAIN}`,
+    );
+  } else {
+    for (const address of context.nodeAddresses) {
+      if (options.nodePortAddresses.some((cidr) => cidrContains(cidr, address)))
+        nodePortsJump.push(`-A ${SERVICES_CHAIN} ${nodePortsComment} -d ${address} -j ${NODEPORTS_CHAIN}`);
+    }
+  }
+  const nat = ['*nat'].concat(
+    FIXED_CHAINS.nat.map(chainLine),
+    out.serviceChains,
+    stale.map(chainLine),
+    postrouting,
+    out.natServices,
+    nodePortsJump,
+    out.natNodePorts,
+    out.serviceRules,
+    stale.map((chain) => `-X ${chain}`),
+    ['COMMIT'],
+  );
+
+  return {
+    mode: 'iptables',
+    family,
+    full: changed === 'all',
+    ownedObjects: out.owned,
+    filter: `${filter.join('\n')}\n`,
+    nat: `${nat.join('\n')}\n`,
+    jumps: JUMP_RULES,
+    lineCount: filter.length + nat.length,
+  };
+}
+
+/** The whole restore input of a ruleset: filter, then nat. */
+export function restoreInput(ruleset: IptablesRuleset): string {
+  return ruleset.filter + ruleset.nat;
+}
