@@ -62,3 +62,22 @@ export const ANNOTATION_TOPOLOGY_MODE = 'service.kubernetes.io/topology-mode';
 
 /** Finalizer a LoadBalancer controller keeps on a Service until its external resources are released. */
 export const FINALIZER_LOAD_BALANCER_CLEANUP = 'service.kubernetes.io/load-balancer-cleanup';
+
+/**
+ * Service annotation: comma-separated addresses the Service asks for, at most one per IP family
+ * (Portico's spelling of MetalLB's `loadBalancerIPs`; preferred over the deprecated
+ * `spec.loadBalancerIP`).
+ */
+export const ANNOTATION_LOAD_BALANCER_IPS = 'portico.dev/load-balancer-ips';
+
+/** Service annotation: the name of the LoadBalancerIPPool the Service's address must come from. */
+export const ANNOTATION_IP_POOL = 'portico.dev/ip-pool';
+
+/**
+ * Service annotation: the sharing key. Services with equal keys may share an address when their
+ * ports and protocols do not clash and their externalTrafficPolicy is compatible.
+ */
+export const ANNOTATION_ALLOW_SHARED_IP = 'portico.dev/allow-shared-ip';
+
+/** Portico's default `spec.loadBalancerClass` (`--load-balancer-class`). */
+export const DEFAULT_LOAD_BALANCER_CLASS = 'portico.dev/lb';
