@@ -29,6 +29,17 @@ before(async () => {
         message: 'admission webhook "deny.portico.dev" denied the request: no',
       };
     }
+    if (object?.metadata?.labels?.deny === 'invalid') {
+      return {
+        allowed: false,
+        code: 422,
+        reason: 'Invalid',
+        message: 'admission webhook "validate.portico.dev" denied the request: data.a: Invalid value: "b"',
+        details: {
+          causes: [{ reason: 'FieldValueInvalid', field: 'data.a', message: 'Invalid value: "b"' }],
+        },
+      };
+    }
     if (attrs.operation === 'CREATE' && attrs.resource.plural === 'services') {
       const mutated = structuredClone(attrs.object) as { spec: { clusterIP?: string } };
       mutated.spec.clusterIP = '198.18.0.50';
@@ -64,6 +75,17 @@ describe('admission wiring (the registry side of the admission.ts contract)', ()
     });
     assert.equal(res.status, 403);
     assert.equal(res.body.message, 'admission webhook "deny.portico.dev" denied the request: no');
+  });
+
+  test('a denial keeps the webhook’s status details (field causes) for the client', async () => {
+    const res = await call(server, 'POST', '/api/v1/namespaces/default/configmaps', {
+      body: { metadata: { name: 'invalid', labels: { deny: 'invalid' } }, data: { a: 'b' } },
+    });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.reason, 'Invalid');
+    assert.deepEqual(res.body.details, {
+      causes: [{ reason: 'FieldValueInvalid', field: 'data.a', message: 'Invalid value: "b"' }],
+    });
   });
 
   test('updates pass the old object, deletes pass only the old object, dry run says so', async () => {

@@ -319,7 +319,16 @@ describe('admit', () => {
     }));
     hooks.replies.set('/deny-422', () => ({
       allowed: false,
-      status: { code: 422, reason: 'Invalid', message: 'spec.ports[0].port: Invalid value: 80' },
+      status: {
+        code: 422,
+        reason: 'Invalid',
+        message: 'spec.ports[0].port: Invalid value: 80',
+        details: {
+          causes: [
+            { reason: 'FieldValueInvalid', field: 'spec.ports[0].port', message: 'Invalid value: 80' },
+          ],
+        },
+      },
     }));
     const denied = await admit(
       createAttrs(service('denied')),
@@ -343,6 +352,9 @@ describe('admit', () => {
       reason: 'Invalid',
       message:
         'admission webhook "invalid.example.com" denied the request: spec.ports[0].port: Invalid value: 80',
+      details: {
+        causes: [{ reason: 'FieldValueInvalid', field: 'spec.ports[0].port', message: 'Invalid value: 80' }],
+      },
     });
   });
 

@@ -350,7 +350,9 @@ function denial(webhook: Webhook, status: JsonObject): Rejection {
   let message = `${deniedBy} without explanation`;
   if (typeof status.message === 'string' && status.message !== '') message = `${deniedBy}: ${status.message}`;
   else if (reason !== '') message = `${deniedBy}: ${reason}`;
-  return { allowed: false, code, reason, message };
+  return isObject(status.details)
+    ? { allowed: false, code, reason, message, details: status.details }
+    : { allowed: false, code, reason, message };
 }
 
 function callFailure(webhook: Webhook, err: WebhookCallError): Rejection {

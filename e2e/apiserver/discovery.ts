@@ -64,6 +64,15 @@ export function apiResourceListDocument(
     if (r.shortNames.length > 0) entry.shortNames = r.shortNames;
     if (r.categories.length > 0) entry.categories = r.categories;
     entries.push(entry);
+    if (r.group === '' && r.plural === 'pods') {
+      entries.push({
+        name: 'pods/binding',
+        singularName: '',
+        namespaced: true,
+        kind: 'Binding',
+        verbs: ['create'],
+      });
+    }
     if (r.status) {
       entries.push({
         name: `${r.plural}/status`,

@@ -133,9 +133,25 @@ describe('openApiV3Document', () => {
       ],
       true,
     );
+    // Fields the hand-written Service schemas do not mention come from upstream's types.
+    assert.ok(serviceSpec.properties.sessionAffinityConfig, 'generated fields stay under the overlay');
     const pod = schemaForKind(core, '', 'v1', 'Pod') as { properties: Record<string, Json> };
-    assert.equal(pod.properties.spec!.type, 'object');
-    assert.equal(pod.properties.spec!['x-kubernetes-preserve-unknown-fields'], true);
+    assert.deepEqual(pod.properties.spec!.allOf, [
+      { $ref: '#/components/schemas/io.k8s.api.core.v1.PodSpec' },
+    ]);
+    const podSpec = core.components.schemas['io.k8s.api.core.v1.PodSpec'] as {
+      properties: Record<string, Json>;
+    };
+    assert.equal(podSpec.properties.containers!.type, 'array');
+    assert.deepEqual((podSpec.properties.containers!.items as Json).allOf, [
+      { $ref: '#/components/schemas/io.k8s.api.core.v1.Container' },
+    ]);
+    const slices = document(BUILTIN_RESOURCES, 'discovery.k8s.io', 'v1');
+    const slice = schemaForKind(slices, 'discovery.k8s.io', 'v1', 'EndpointSlice') as {
+      properties: Record<string, Json>;
+    };
+    assert.equal(slice.properties.addressType!.type, 'string');
+    assert.ok(slices.components.schemas['io.k8s.api.discovery.v1.EndpointConditions']);
     assert.deepEqual(properties.metadata!.allOf, [
       { $ref: '#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta' },
     ]);

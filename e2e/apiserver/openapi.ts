@@ -13,11 +13,13 @@
  *   kubectl uses the merge keys compiled into it instead, which are upstream's own. Custom
  *   resources get JSON merge patches, as upstream.
  *
- * The built-in schemas type apiVersion, kind and metadata exactly and keep spec and status open
- * (`x-kubernetes-preserve-unknown-fields`); custom resources use their CRD's schema.
+ * The built-in kinds are described field by field from upstream's API types (`builtin-schemas.ts`,
+ * so `kubectl explain` answers for every kind), with the hand-written Service schemas below laid over
+ * them for their merge keys and list types; custom resources use their CRD's schema.
  */
 
 import { createHash } from 'node:crypto';
+import { builtinSchemas, type FieldSchema } from './builtin-schemas.ts';
 import { apiVersionOf, groupVersionPath, type ResourceType } from './resources.ts';
 
 const META = 'io.k8s.apimachinery.pkg.apis.meta.v1';
@@ -183,6 +185,75 @@ function gvk(group: string, version: string, kind: string): Schema[] {
   return [{ group, version, kind }];
 }
 
+/** An OpenAPI v3 schema of a field of a built-in kind; references go to components, as upstream's do. */
+function openApiField(field: FieldSchema): Schema {
+  const described = field.description === undefined ? {} : { description: field.description };
+  if (field.$ref !== undefined) return { allOf: [ref(field.$ref)], ...described };
+  if (field['x-kubernetes-int-or-string']) return { allOf: [ref(INT_OR_STRING)], ...described };
+  if (field['x-kubernetes-preserve-unknown-fields'])
+    return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true, ...described };
+  if (field.type === 'array') return { type: 'array', items: openApiField(field.items ?? {}), ...described };
+  if (field.additionalProperties !== undefined)
+    return { type: 'object', additionalProperties: openApiField(field.additionalProperties), ...described };
+  return field.type === undefined ? { ...described } : { type: field.type, ...described };
+}
+
+/**
+ * Adds the component schema of the built-in definition `name` and of every definition it refers
+ * to; components already present (the hand-written meta types) are kept.
+ */
+function addBuiltinComponents(name: string, schemas: Record<string, Schema>): void {
+  if (schemas[name] !== undefined) return;
+  const definition = builtinSchemas().definitions[name];
+  if (definition === undefined) return;
+  const properties: Schema = {};
+  const schema: Schema = { type: 'object', properties };
+  if (definition.description !== undefined) schema.description = definition.description;
+  if (definition.required !== undefined) schema.required = definition.required;
+  schemas[name] = schema;
+  const visit = (field: FieldSchema): void => {
+    if (field.$ref !== undefined) addBuiltinComponents(field.$ref, schemas);
+    if (field.items !== undefined) visit(field.items);
+    if (field.additionalProperties !== undefined) visit(field.additionalProperties);
+    if (field['x-kubernetes-int-or-string'] && schemas[INT_OR_STRING] === undefined)
+      schemas[INT_OR_STRING] = INT_OR_STRING_SCHEMA;
+  };
+  for (const [field, fieldSchema] of Object.entries(definition.properties)) {
+    properties[field] = openApiField(fieldSchema);
+    visit(fieldSchema);
+  }
+}
+
+/**
+ * The schema of one built-in kind from upstream's API types (with the components it refers to added
+ * to `schemas`), or undefined when the kind is not described there.
+ */
+function builtinKindSchema(resource: ResourceType, schemas: Record<string, Schema>): Schema | undefined {
+  const name = builtinSchemas().kinds[`${resource.group}/${resource.version}/${resource.kind}`];
+  if (name === undefined) return undefined;
+  addBuiltinComponents(name, schemas);
+  const schema = schemas[name];
+  if (schema === undefined) return undefined;
+  schema['x-kubernetes-group-version-kind'] = gvk(resource.group, resource.version, resource.kind);
+  return schema;
+}
+
+/**
+ * Lays the hand-written schemas over the generated ones: their extensions (merge keys, list types)
+ * and their fields win, the generated fields they do not mention stay.
+ */
+function overlay(schemas: Record<string, Schema>, handWritten: Record<string, Schema>): void {
+  for (const [name, schema] of Object.entries(handWritten)) {
+    const generated = schemas[name];
+    const generatedProperties = generated?.properties as Schema | undefined;
+    const ownProperties = schema.properties as Schema | undefined;
+    schemas[name] =
+      generatedProperties === undefined || ownProperties === undefined
+        ? schema
+        : { ...generated, ...schema, properties: { ...generatedProperties, ...ownProperties } };
+  }
+}
+
 /** The schema of one kind: its CRD's schema for custom resources, an open-ended one for built-ins. */
 function kindSchema(resource: ResourceType): Schema {
   const gvkExtension = gvk(resource.group, resource.version, resource.kind);
@@ -261,6 +332,12 @@ function kindSchema(resource: ResourceType): Schema {
 }
 
 const INT_OR_STRING = 'io.k8s.apimachinery.pkg.util.intstr.IntOrString';
+const INT_OR_STRING_SCHEMA: Schema = {
+  type: 'string',
+  format: 'int-or-string',
+  'x-kubernetes-int-or-string': true,
+  description: 'A number or a string: a port number or name, a percentage, a quantity.',
+};
 
 function described(schema: Schema, description: string): Schema {
   return { ...schema, description };
@@ -659,10 +736,12 @@ export function openApiV3Document(
   for (const resource of served) {
     const kindRef = `${prefix}.${resource.kind}`;
     const listRef = `${prefix}.${resource.kind}List`;
-    schemas[kindRef] = kindSchema(resource);
+    schemas[kindRef] =
+      (resource.custom === undefined ? builtinKindSchema(resource, schemas) : undefined) ??
+      kindSchema(resource);
     schemas[listRef] = listSchema(resource, kindRef);
     if (resource.scale) schemas['io.k8s.api.autoscaling.v1.Scale'] = scaleSchema();
-    if (resource.group === '' && resource.plural === 'services') Object.assign(schemas, serviceSchemas());
+    if (resource.group === '' && resource.plural === 'services') overlay(schemas, serviceSchemas());
     Object.assign(paths, resourcePaths(resource, kindRef, listRef));
   }
   return {

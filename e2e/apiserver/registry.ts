@@ -50,7 +50,14 @@ export interface AdmissionAttributes {
 /** The verdict of admission. */
 export type AdmissionOutcome =
   | { allowed: true; object?: unknown; warnings?: string[] }
-  | { allowed: false; code: number; reason: string; message: string };
+  | {
+      allowed: false;
+      code: number;
+      reason: string;
+      message: string;
+      /** The denying webhook's `status.details` (field causes), passed through as kube-apiserver does. */
+      details?: Record<string, unknown>;
+    };
 
 /** Runs mutating then validating webhooks (admission.ts `admit`). */
 export type AdmissionHook = (
@@ -130,9 +137,18 @@ class StaleRead extends Error {
 
 const MAX_RETRIES = 8;
 
+let formattedSecond = Number.NaN;
+let formattedTimestamp = '';
+
 /** RFC 3339 with second precision, as Kubernetes writes timestamps. */
 export function kubeTimestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // Writes come in bursts within one second; formatting once per second keeps it off the profile.
+  const second = Math.floor(date.getTime() / 1000);
+  if (second !== formattedSecond) {
+    formattedSecond = second;
+    formattedTimestamp = date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+  return formattedTimestamp;
 }
 
 const NAME_SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
@@ -456,6 +472,83 @@ export class Registry {
     });
   }
 
+  /**
+   * POST pods/<name>/binding: assigns the pod to `binding.target.name` (spec.nodeName, the
+   * binding's annotations and the PodScheduled condition, in one write). 409 Conflict when the pod
+   * is already assigned, as kube-apiserver answers a second scheduler.
+   */
+  async bind(
+    pods: ResourceType,
+    namespace: string,
+    name: string,
+    binding: unknown,
+    opts: WriteOptions,
+  ): Promise<WriteResult> {
+    if (!isObject(binding)) throw badRequest('the body of the request was not a JSON object');
+    const meta = isObject(binding.metadata) ? binding.metadata : {};
+    if (meta.name !== undefined && meta.name !== name)
+      throw badRequest('name in URL does not match name in Binding object');
+    const target = isObject(binding.target) ? binding.target : {};
+    const kind = typeof target.kind === 'string' ? target.kind : '';
+    if (kind !== '' && kind !== 'Node') {
+      throw invalid('Binding', '', name, [
+        {
+          reason: 'FieldValueNotSupported',
+          field: 'target.kind',
+          message: `Unsupported value: "${kind}": supported values: "Node", "<empty>"`,
+        },
+      ]);
+    }
+    const node = typeof target.name === 'string' ? target.name : '';
+    if (node === '')
+      throw invalid('Binding', '', name, [
+        { reason: 'FieldValueRequired', field: 'target.name', message: 'Required value' },
+      ]);
+    return this.retrying(async () => {
+      const current = this.readShared(pods, namespace, name);
+      const currentMeta = current.metadata as JsonObject;
+      const spec = isObject(current.spec) ? current.spec : {};
+      if (currentMeta.deletionTimestamp !== undefined)
+        throw conflict(
+          'pods/binding',
+          '',
+          name,
+          `pod ${name} is being deleted, cannot be assigned to a host`,
+        );
+      if (typeof spec.nodeName === 'string' && spec.nodeName !== '')
+        throw conflict(
+          'pods/binding',
+          '',
+          name,
+          `pod ${name} is already assigned to node "${spec.nodeName}"`,
+        );
+      if (Array.isArray(spec.schedulingGates) && spec.schedulingGates.length > 0)
+        throw conflict('pods/binding', '', name, `pod ${name} has non-empty .spec.schedulingGates`);
+      const next = clone(current);
+      (next.spec as JsonObject).nodeName = node;
+      if (isObject(meta.annotations)) {
+        const nextMeta = metaOf(next);
+        nextMeta.annotations = {
+          ...(isObject(nextMeta.annotations) ? nextMeta.annotations : {}),
+          ...meta.annotations,
+        };
+      }
+      const status: JsonObject = isObject(next.status) ? next.status : {};
+      const conditions = (Array.isArray(status.conditions) ? status.conditions : []).filter(
+        (c) => !(isObject(c) && c.type === 'PodScheduled'),
+      );
+      conditions.push({
+        type: 'PodScheduled',
+        status: 'True',
+        lastProbeTime: null,
+        lastTransitionTime: kubeTimestamp(),
+      });
+      status.conditions = conditions;
+      next.status = status;
+      return this.commitUpdate(pods, namespace, current, next, opts, 'binding', false);
+    });
+  }
+
   /** DELETE of one object with grace period, propagation policy and preconditions. */
   async delete(
     resource: ResourceType,
@@ -608,7 +701,7 @@ export class Registry {
     current: JsonObject,
     candidate: JsonObject,
     opts: WriteOptions,
-    subresource: 'status' | undefined,
+    subresource: 'status' | 'binding' | undefined,
     conditional: boolean,
   ): Promise<WriteResult> {
     const key = resourceKeyOf(resource);
@@ -624,7 +717,8 @@ export class Registry {
       next = candidate;
       next.apiVersion = apiVersionOf(resource);
       next.kind = resource.kind;
-      if (resource.status) {
+      // A binding writes spec.nodeName and the PodScheduled condition in one update, as upstream.
+      if (resource.status && subresource !== 'binding') {
         if (current.status === undefined) delete next.status;
         else next.status = clone(current.status);
       }
@@ -847,7 +941,7 @@ export class Registry {
         },
       },
     );
-    if (!outcome.allowed) throw new ApiError(outcome.code, outcome.reason, outcome.message);
+    if (!outcome.allowed) throw new ApiError(outcome.code, outcome.reason, outcome.message, outcome.details);
     const admitted =
       outcome.object !== undefined && isObject(outcome.object) ? clone(outcome.object) : passThrough.object;
     return { object: admitted, warnings: outcome.warnings ?? [] };

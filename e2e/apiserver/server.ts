@@ -24,6 +24,7 @@ import {
 } from './errors.ts';
 import type { FaultInjector } from './faults.ts';
 import { parseFieldValidation } from './field-validation.ts';
+import { OPENAPI_V2_PROTOBUF, openApiV2Json, openApiV2Protobuf } from './openapi-v2.ts';
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -102,19 +103,57 @@ interface ActiveWatch {
   flush(): void;
 }
 
-function sendJson(
+/**
+ * JSON of objects as the store holds them, encoded once per write: the answer to the write and the
+ * watch events of that write send the same text. Stored objects are never modified in place.
+ */
+const STORED_OBJECT_JSON = new WeakMap<JsonObject, string>();
+
+function storedObjectJson(object: JsonObject): string {
+  let text = STORED_OBJECT_JSON.get(object);
+  if (text === undefined) {
+    text = JSON.stringify(object);
+    STORED_OBJECT_JSON.set(object, text);
+  }
+  return text;
+}
+
+function sendText(res: ServerResponse, code: number, text: string, headers?: Record<string, string>): void {
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  if (headers !== undefined) for (const name in headers) res.setHeader(name, headers[name]!);
+  res.writeHead(code);
+  res.end(text);
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown, headers?: Record<string, string>): void {
+  sendText(res, code, JSON.stringify(body), headers);
+}
+
+/** Answers a write with the object it stored, encoding it once for the answer and for watchers. */
+function sendWritten(
   res: ServerResponse,
   code: number,
-  body: unknown,
-  headers: Record<string, string> = {},
+  object: JsonObject,
+  headers?: Record<string, string>,
 ): void {
-  const text = JSON.stringify(body);
-  res.writeHead(code, {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
+  sendText(res, code, storedObjectJson(object), headers);
+}
+
+/** A request's path and query, split without building a URL object (the hot path of every request). */
+interface RequestTarget {
+  pathname: string;
+  searchParams: URLSearchParams;
+}
+
+function requestTarget(rawUrl: string): RequestTarget {
+  if (!rawUrl.startsWith('/')) {
+    const url = new URL(rawUrl, 'https://127.0.0.1');
+    return { pathname: url.pathname, searchParams: url.searchParams };
+  }
+  const query = rawUrl.indexOf('?');
+  if (query < 0) return { pathname: rawUrl, searchParams: new URLSearchParams() };
+  return { pathname: rawUrl.slice(0, query), searchParams: new URLSearchParams(rawUrl.slice(query + 1)) };
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
@@ -164,10 +203,12 @@ function mediaType(req: IncomingMessage): string {
 
 function parseBody(buffer: Buffer, type: string): unknown {
   const text = buffer.toString('utf8');
-  if (text.trim() === '') return undefined;
   try {
-    return type.endsWith('yaml') ? parseYaml(text) : JSON.parse(text);
+    if (type.endsWith('yaml')) return text.trim() === '' ? undefined : parseYaml(text);
+    return JSON.parse(text);
   } catch (err) {
+    // A blank body is no body; checked only on failure, as bodies are almost never blank.
+    if (text.trim() === '') return undefined;
     throw badRequest(`the body of the request could not be decoded: ${(err as Error).message}`);
   }
 }
@@ -219,8 +260,8 @@ function writeOptions(params: URLSearchParams): WriteOptions {
   return opts;
 }
 
-function warningHeaders(warnings: readonly string[]): Record<string, string> {
-  if (warnings.length === 0) return {};
+function warningHeaders(warnings: readonly string[]): Record<string, string> | undefined {
+  if (warnings.length === 0) return undefined;
   return { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`).join(', ') };
 }
 
@@ -274,8 +315,11 @@ function deletedStatus(resource: ResourceType, object: JsonObject): JsonObject {
   };
 }
 
-/** Wire lines of store events in their plain JSON form, shared by all watchers of all servers. */
-const SHARED_EVENT_LINES = new WeakMap<StoreEvent, string>();
+/**
+ * Wire lines of store events in their plain JSON form, encoded once and written as the same bytes
+ * to every watcher of every server.
+ */
+const SHARED_EVENT_LINES = new WeakMap<StoreEvent, Buffer>();
 
 /** Builds the request handler of one server. */
 export function createRequestHandler(ctx: ServerContext): {
@@ -285,7 +329,7 @@ export function createRequestHandler(ctx: ServerContext): {
 } {
   const watches = new Set<ActiveWatch>();
 
-  function resolveResource(url: URL): ResourceRequest | undefined {
+  function resolveResource(url: RequestTarget): ResourceRequest | undefined {
     const parts = url.pathname.split('/').filter((p) => p !== '');
     let group: string;
     let version: string;
@@ -354,7 +398,7 @@ export function createRequestHandler(ctx: ServerContext): {
     continueToken?: string,
   ): object | undefined {
     if (negotiate(req, ctx.toTable !== undefined) !== 'table' || ctx.toTable === undefined) return undefined;
-    const params = new URL(req.url ?? '/', 'https://x').searchParams;
+    const params = requestTarget(req.url ?? '/').searchParams;
     const include = params.get('includeObject');
     const opts: Parameters<TableConverter>[2] = {
       includeObject: include === 'None' || include === 'Object' ? include : 'Metadata',
@@ -405,12 +449,12 @@ export function createRequestHandler(ctx: ServerContext): {
       'Cache-Control': 'no-cache',
     });
     res.flushHeaders();
-    const held: string[] = [];
+    const held: Array<string | Buffer> = [];
     let closed = false;
     // Watchers of the plain JSON form share one encoding per event; tables and converted views
     // (events.k8s.io) are encoded per watcher.
-    const serialized = table || metadataOnly || view ? new WeakMap<StoreEvent, string>() : SHARED_EVENT_LINES;
-    const write = (line: string): void => {
+    const serialized = table || metadataOnly || view ? new WeakMap<StoreEvent, Buffer>() : SHARED_EVENT_LINES;
+    const write = (line: string | Buffer): void => {
       if (closed) return;
       if (ctx.faults.paused) held.push(line);
       else res.write(line);
@@ -427,30 +471,26 @@ export function createRequestHandler(ctx: ServerContext): {
         });
         return `{"type":"${type}","object":${JSON.stringify(converted)}}\n`;
       }
-      return `{"type":"${type}","object":${JSON.stringify(object)}}\n`;
+      return `{"type":"${type}","object":${object === stored ? storedObjectJson(stored) : JSON.stringify(object)}}\n`;
+    };
+    const sharedLine = (event: StoreEvent): Buffer => {
+      let line = serialized.get(event);
+      if (line === undefined) {
+        line = Buffer.from(encode(event.type, event.object));
+        serialized.set(event, line);
+      }
+      return line;
     };
     const deliver = (event: StoreEvent): void => {
       const now = matches(event.object);
       const before = event.type === 'MODIFIED' && matches(event.previous);
       if (event.type === 'MODIFIED') {
-        if (now && before) {
-          let line = serialized.get(event);
-          if (line === undefined) {
-            line = encode('MODIFIED', event.object);
-            serialized.set(event, line);
-          }
-          write(line);
-        } else if (now) write(encode('ADDED', event.object));
+        if (now && before) write(sharedLine(event));
+        else if (now) write(encode('ADDED', event.object));
         else if (before) write(encode('DELETED', event.object));
         return;
       }
-      if (!now) return;
-      let line = serialized.get(event);
-      if (line === undefined) {
-        line = encode(event.type, event.object);
-        serialized.set(event, line);
-      }
-      write(line);
+      if (now) write(sharedLine(event));
     };
     const bookmark = (annotations?: Record<string, string>): void => {
       const metadata: JsonObject = { resourceVersion: String(ctx.registry.store.currentRevision()) };
@@ -613,14 +653,18 @@ export function createRequestHandler(ctx: ServerContext): {
   async function serveResource(
     req: IncomingMessage,
     res: ServerResponse,
-    url: URL,
+    url: RequestTarget,
     r: ResourceRequest,
   ): Promise<void> {
     const { resource } = r;
     const params = url.searchParams;
     const method = req.method ?? 'GET';
     const namespace = resource.namespaced ? (r.namespace ?? '') : '';
-    if (r.subresource !== undefined) {
+    const binding = r.subresource === 'binding' && resource.group === '' && resource.plural === 'pods';
+    if (binding) {
+      if (r.name === undefined) throw pathNotFound();
+      if (method !== 'POST') throw methodNotSupported('pods/binding', '', method);
+    } else if (r.subresource !== undefined) {
       const served =
         (r.subresource === 'status' && resource.status) || (r.subresource === 'scale' && resource.scale);
       if (!served || r.name === undefined) throw pathNotFound();
@@ -649,6 +693,11 @@ export function createRequestHandler(ctx: ServerContext): {
           body = parseBody(raw, type);
         }
       }
+    }
+    if (binding) {
+      await ctx.registry.bind(resource, namespace, r.name!, body, writeOptions(params));
+      sendJson(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+      return;
     }
     if (r.subresource === 'scale') {
       await serveScale(req, res, r, r.name!, namespace, body, params);
@@ -706,7 +755,7 @@ export function createRequestHandler(ctx: ServerContext): {
         if (resource.namespaced && r.namespace === undefined)
           throw methodNotSupported(resource.plural, resource.group, 'create');
         const result = await ctx.registry.create(resource, namespace, body, writeOptions(params));
-        sendJson(res, 201, result.object, warningHeaders(result.warnings));
+        sendWritten(res, 201, result.object, warningHeaders(result.warnings));
         return;
       }
       case 'PUT': {
@@ -720,7 +769,7 @@ export function createRequestHandler(ctx: ServerContext): {
           writeOptions(params),
           status,
         );
-        sendJson(res, 200, result.object, warningHeaders(result.warnings));
+        sendWritten(res, 200, result.object, warningHeaders(result.warnings));
         return;
       }
       case 'PATCH': {
@@ -735,7 +784,7 @@ export function createRequestHandler(ctx: ServerContext): {
           params,
           writeOptions(params),
         );
-        sendJson(res, result.created ? 201 : 200, result.object, warningHeaders(result.warnings));
+        sendWritten(res, result.created ? 201 : 200, result.object, warningHeaders(result.warnings));
         return;
       }
       case 'DELETE': {
@@ -796,7 +845,7 @@ export function createRequestHandler(ctx: ServerContext): {
     return options;
   }
 
-  function serveNonResource(res: ServerResponse, url: URL): boolean {
+  function serveNonResource(req: IncomingMessage, res: ServerResponse, url: RequestTarget): boolean {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const resources = ctx.catalog.all();
     if (
@@ -850,6 +899,17 @@ export function createRequestHandler(ctx: ServerContext): {
       sendJson(res, 200, doc);
       return true;
     }
+    if (path === '/openapi/v2') {
+      if ((req.headers.accept ?? '').includes('protobuf')) {
+        const document = openApiV2Protobuf();
+        res.writeHead(200, {
+          'Content-Type': OPENAPI_V2_PROTOBUF.replace('@', '.'),
+          'Content-Length': document.length,
+        });
+        res.end(document);
+      } else sendJson(res, 200, openApiV2Json());
+      return true;
+    }
     if (parts[0] === 'openapi' && parts[1] === 'v3') {
       if (!ctx.openApi) throw pathNotFound();
       if (parts.length === 2) {
@@ -867,12 +927,12 @@ export function createRequestHandler(ctx: ServerContext): {
   }
 
   async function handleAsync(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://127.0.0.1');
+    const url = requestTarget(req.url ?? '/');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (!PUBLIC_PATHS.has(path) && req.headers.authorization !== `Bearer ${ctx.token}`) throw unauthorized();
     const resourceRequest = resolveResource(url);
     if (!resourceRequest) {
-      if (!serveNonResource(res, url)) throw pathNotFound();
+      if (!serveNonResource(req, res, url)) throw pathNotFound();
       return;
     }
     const failure = await ctx.faults.beforeRequest();
