@@ -1,0 +1,59 @@
+/**
+ * `portico-agent`: the node agent's entrypoint. Exit codes: 0 after `--help` or `--cleanup`,
+ * 2 for a bad command line, 1 when the agent cannot start.
+ */
+import { hostname } from 'node:os';
+import { loadKubeConfig } from '../controllers/runtime/kube.ts';
+import { createLogger, errorFields } from '../controllers/runtime/logging.ts';
+import { checkModeAvailable, cleanupRules, NodeAgent, UnavailableModeError } from './agent.ts';
+import { type AgentConfig, FlagError, parseAgentFlags, USAGE } from './flags.ts';
+
+async function main(): Promise<number> {
+  let config: AgentConfig | null;
+  try {
+    config = parseAgentFlags(process.argv.slice(2), hostname());
+  } catch (error) {
+    if (!(error instanceof FlagError)) throw error;
+    process.stderr.write(`portico-agent: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (config === null) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const logger = createLogger({
+    level: config.logLevel,
+    fields: { component: 'portico-agent', node: config.hostname },
+  });
+  try {
+    checkModeAvailable(config.mode);
+    if (config.cleanup) {
+      await cleanupRules(config);
+      logger.info('removed every Portico rule', { mode: config.mode });
+      return 0;
+    }
+    const { kubeConfig, source } = loadKubeConfig({ kubeconfigPath: config.kubeconfig });
+    const agent = await NodeAgent.start({ config, kubeConfig, logger });
+    logger.info('portico-agent started', {
+      mode: config.mode,
+      kubeconfig: source,
+      healthzPort: agent.healthzPort,
+      metricsPort: agent.metricsPort,
+    });
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await agent.stop();
+    return 0;
+  } catch (error) {
+    if (error instanceof UnavailableModeError) {
+      process.stderr.write(`portico-agent: ${error.message}\n`);
+      return 2;
+    }
+    logger.error('portico-agent failed', errorFields(error));
+    return 1;
+  }
+}
+
+process.exitCode = await main();

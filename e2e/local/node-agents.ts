@@ -1,0 +1,174 @@
+/**
+ * Runs `portico-agent` in every node namespace of a dataplane local cluster, as the DaemonSet
+ * would run it on every node: the agent's rules, health check ports and /healthz live in the
+ * node's namespace. The API server listens on 127.0.0.1 of the host namespace, which a node
+ * namespace cannot reach; a relay in each node namespace forwards its own 127.0.0.1:<port>
+ * through a unix socket to a forwarder in this process (see api-relay.ts).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NodeNetwork } from './netns.ts';
+
+const relayScript = new URL('./api-relay.ts', import.meta.url).pathname;
+const agentScript = new URL('../../agent/portico-agent.ts', import.meta.url).pathname;
+
+/** Options of {@link startNodeAgents}. */
+export interface NodeAgentsOptions {
+  /** The nodes (namespace and index); node `i` is named `node-<i>`. */
+  readonly nodes: readonly NodeNetwork[];
+  /** The API server's `https://127.0.0.1:<port>` URL. */
+  readonly apiServerUrl: string;
+  readonly kubeconfigPath: string;
+  /**
+   * Routed from every node onto its LAN link, as a node with a default gateway would route them
+   * (198.19.0.0/16 by default, the Service range of the address plan). Without a route, a packet to
+   * a Service address without endpoints fails the route lookup before it reaches the agent's
+   * REJECT rule in FORWARD.
+   */
+  readonly serviceRange?: string;
+  /** Flags added to every agent's command line. */
+  readonly agentArgs?: readonly string[];
+  readonly ipPath?: string;
+}
+
+/** The agents and their plumbing; `stop` ends them all. */
+export interface NodeAgents {
+  /** Last lines of node `index`'s agent log, for failure messages. */
+  log(index: number): Promise<string>;
+  /** Stops the agent of node `index` (the relay stays, so an agent can be run there again). */
+  stopAgent(index: number): Promise<void>;
+  /** Stops the agent of node `index` and starts a new one with the same flags, as a pod restart would. */
+  restartAgent(index: number): Promise<void>;
+  /** Stops every agent and relay and removes the socket directory. */
+  stop(): Promise<void>;
+}
+
+function waitForLine(child: ChildProcess, line: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no "${line}" within ${timeoutMs} ms`)), timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(line)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before "${line}"`));
+    });
+  });
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function run(program: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(program, args, (error, _stdout, stderr) =>
+      error === null ? resolve() : reject(new Error(`${program} ${args.join(' ')}: ${stderr.trim()}`)),
+    );
+  });
+}
+
+/**
+ * Routes the Service range onto the LAN and turns off ICMP error rate limiting in the node: the
+ * REJECT of a Service without endpoints answers with an ICMP error, and the kernel's per-peer
+ * limit (about one a second after a small burst) would turn a test's quick retries into timeouts.
+ */
+async function prepareNode(ipPath: string, namespace: string, serviceRange: string): Promise<void> {
+  await run(ipPath, ['-n', namespace, 'route', 'replace', serviceRange, 'dev', 'lan0']);
+  await run(ipPath, ['netns', 'exec', namespace, 'sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0']);
+}
+
+/** Starts a relay and an agent per node; resolves once every relay listens. */
+export async function startNodeAgents(options: NodeAgentsOptions): Promise<NodeAgents> {
+  const ipPath = options.ipPath ?? '/usr/sbin/ip';
+  const api = new URL(options.apiServerUrl);
+  const dir = await mkdtemp(join(tmpdir(), 'portico-agents-'));
+  const socketPath = join(dir, 'api.sock');
+  const forwarder: Server = createServer((client) => {
+    const upstream = connect(Number(api.port), api.hostname);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => forwarder.listen(socketPath, resolve));
+  const relays: ChildProcess[] = [];
+  const agents = new Map<number, ChildProcess>();
+  const spawnAgent = (node: NodeNetwork) => {
+    const log = createWriteStream(join(dir, `agent-${node.index}.log`), { flags: 'a' });
+    const agent = spawn(
+      ipPath,
+      [
+        'netns',
+        'exec',
+        node.namespace,
+        process.execPath,
+        agentScript,
+        '--hostname-override',
+        `node-${node.index}`,
+        '--kubeconfig',
+        options.kubeconfigPath,
+        ...(options.agentArgs ?? []),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    agent.stdout.pipe(log);
+    agent.stderr.pipe(log);
+    agents.set(node.index, agent);
+  };
+  const stop = async () => {
+    await Promise.all([...agents.values(), ...relays].map(terminate));
+    forwarder.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const node of options.nodes) {
+      await prepareNode(ipPath, node.namespace, options.serviceRange ?? '198.19.0.0/16');
+      const relay = spawn(
+        ipPath,
+        ['netns', 'exec', node.namespace, process.execPath, relayScript, api.port, socketPath],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      relays.push(relay);
+      await waitForLine(relay, 'READY', 10_000);
+      spawnAgent(node);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    log: async (index) =>
+      (await readFile(join(dir, `agent-${index}.log`), 'utf8').catch(() => ''))
+        .split('\n')
+        .slice(-20)
+        .join('\n'),
+    stopAgent: async (index) => {
+      const agent = agents.get(index);
+      if (agent !== undefined) await terminate(agent);
+    },
+    restartAgent: async (index) => {
+      const agent = agents.get(index);
+      const node = options.nodes.find((candidate) => candidate.index === index);
+      if (agent === undefined || node === undefined) throw new Error(`no agent runs on node-${index}`);
+      await terminate(agent);
+      spawnAgent(node);
+    },
+    stop,
+  };
+}
