@@ -1,0 +1,212 @@
+/**
+ * Kernel check (needs root): scripts are loaded with the real `nft` inside a network namespace
+ * created for the test and deleted afterwards, also when the test fails. Nothing runs in the
+ * host's own namespace. The same scripts go through the simulator, so a statement the kernel
+ * refuses but the simulator accepts (or the other way round) fails here.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { type CommandRunner, commandRunner } from '../iptables/proxier.ts';
+import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
+import { ChangeTracker } from '../state/tracker.ts';
+import { NftablesProxier } from './proxier.ts';
+import type { NftablesRuleset } from './render.ts';
+import { TEST_NFTABLES_RENDER_OPTIONS } from './test-helpers.ts';
+import { SimulatedNftables } from './trace.ts';
+
+let run: CommandRunner;
+
+async function sh(...args: string[]): Promise<string> {
+  const result = await run('nft', args);
+  assert.equal(result.code, 0, `nft ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+function fill(tracker: ChangeTracker): void {
+  tracker.updateService(
+    makeService('clusteripservice', {
+      clusterIP: '10.110.244.138',
+      clusterIPs: ['10.110.244.138', 'fd00:10:96::138'],
+      ipFamilies: ['IPv4', 'IPv6'],
+      ports: [{ port: 8080, protocol: 'TCP', targetPort: 80 }],
+    }),
+  );
+  tracker.updateEndpointSlice(
+    makeSlice(
+      'clusteripservice',
+      ['10.244.1.5', '10.244.1.6', '10.244.1.7', '10.244.1.8'].map((ip) => ({ ip })),
+      { name: 'seed-v4', ports: [{ name: '', port: 80 }] },
+    ),
+  );
+  tracker.updateEndpointSlice(
+    makeSlice('clusteripservice', [{ ip: 'fd00:10:244:1::5' }], {
+      name: 'seed-v6',
+      ports: [{ name: '', port: 80 }],
+    }),
+  );
+  tracker.updateService(
+    makeService(
+      'lb',
+      {
+        type: 'LoadBalancer',
+        clusterIP: '10.96.0.20',
+        ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
+        loadBalancerSourceRanges: ['198.18.7.0/24'],
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: 32000,
+        sessionAffinity: 'ClientIP',
+        externalIPs: ['198.18.5.5'],
+      },
+      { loadBalancerIPs: ['198.18.100.1'] },
+    ),
+  );
+  tracker.updateEndpointSlice(
+    makeSlice('lb', [
+      { ip: '10.244.0.5', node: 'node-a' },
+      { ip: '10.244.1.9', node: 'node-b' },
+    ]),
+  );
+  tracker.updateService(
+    makeService('dns', { clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }),
+  );
+}
+
+describe('nft -f in a fresh network namespace', () => {
+  const namespace = `portico-test-${randomBytes(4).toString('hex')}`;
+  before(() => {
+    execFileSync('ip', ['netns', 'add', namespace]);
+    run = commandRunner(namespace);
+  });
+  after(() => {
+    execFileSync('ip', ['netns', 'del', namespace]);
+  });
+
+  test('full sync, partial syncs, read-back, flush detection and cleanup on the real kernel', async () => {
+    // Another program's table must survive everything we do.
+    await run(
+      'nft',
+      ['-f', '-'],
+      'add table ip foreign\nadd chain ip foreign keep { type filter hook input priority 0 ; }\nadd rule ip foreign keep counter\n',
+    );
+
+    const tracker = new ChangeTracker({ node: TEST_NODE });
+    fill(tracker);
+    const v4 = new NftablesProxier({ family: 'IPv4', run, render: TEST_NFTABLES_RENDER_OPTIONS });
+    const v6 = new NftablesProxier({ family: 'IPv6', run, render: TEST_NFTABLES_RENDER_OPTIONS });
+    assert.equal(await v4.lostState(), true);
+    assert.deepEqual(await v4.existingObjects(), new Set());
+
+    let snapshot = tracker.snapshot();
+    const simulated = new SimulatedNftables();
+    const applyBoth = async (proxier: NftablesProxier, ruleset: NftablesRuleset) => {
+      simulated.apply(ruleset.script);
+      await proxier.apply(ruleset);
+    };
+    const full = v4.render(snapshot.desired.IPv4, TEST_NODE, {
+      changedServices: 'all',
+      existingObjects: new Set(),
+    });
+    await applyBoth(v4, full);
+    await v6.apply(
+      v6.render(snapshot.desired.IPv6, TEST_NODE, { changedServices: 'all', existingObjects: new Set() }),
+    );
+    assert.equal(await v4.lostState(), false);
+
+    const listing = await sh('list', 'table', 'ip', 'portico');
+    assert.match(listing, /map service-ips \{/);
+    assert.match(
+      listing,
+      /10\.110\.244\.138 \. tcp \. 8080 : goto service-\w{8}-default\/clusteripservice\/tcp\//,
+    );
+    assert.match(listing, /10\.96\.0\.10 \. udp \. 53 : goto reject-chain/);
+    assert.match(listing, /198\.18\.100\.1 \. tcp \. 80 : goto firewall-\w{8}-default\/lb\/tcp\/http/);
+    assert.match(listing, /tcp \. 30080 : goto external-\w{8}-default\/lb\/tcp\/http/);
+    assert.match(listing, /meta l4proto tcp numgen random mod 4 (== )?0 dnat to 10\.244\.1\.5:80/);
+    assert.match(listing, /10\.244\.1\.8 \. 10\.244\.1\.8/);
+    assert.match(listing, /set affinity-\w{8}-default\/lb\/tcp\/http__10\.244\.0\.5\/8080 \{/);
+    assert.match(listing, /update @affinity-\S+ \{ ip saddr \} dnat to 10\.244\.0\.5:8080/);
+    assert.match(await sh('list', 'table', 'ip6', 'portico'), /dnat to \[fd00:10:244:1::5\]:80/);
+    assert.deepEqual(
+      await v4.existingObjects(),
+      new Set([...full.ownedObjects].filter((key) => !key.startsWith('element'))),
+    );
+
+    // A second full sync over the first is accepted (affinity sets are re-added, not recreated).
+    const again = v4.render(snapshot.desired.IPv4, TEST_NODE, {
+      changedServices: 'all',
+      existingObjects: full.ownedObjects,
+    });
+    await applyBoth(v4, again);
+
+    // One endpoint leaves, the DNS and LB Services go away: a partial sync.
+    tracker.updateEndpointSlice(
+      makeSlice(
+        'clusteripservice',
+        ['10.244.1.5', '10.244.1.6', '10.244.1.7'].map((ip) => ({ ip })),
+        {
+          name: 'seed-v4',
+          ports: [{ name: '', port: 80 }],
+        },
+      ),
+    );
+    tracker.deleteService('default', 'dns');
+    tracker.deleteService('default', 'lb');
+    snapshot = tracker.snapshot();
+    const partial = v4.render(snapshot.desired.IPv4, TEST_NODE, {
+      changedServices: snapshot.changedServices,
+      existingObjects: again.ownedObjects,
+    });
+    assert.equal(partial.full, false);
+    assert.doesNotMatch(partial.script, /flush map|add table/);
+    assert.match(
+      partial.script,
+      /delete element ip portico no-endpoint-services \{ 10\.96\.0\.10 \. udp \. 53 \}/,
+    );
+    await applyBoth(v4, partial);
+    const afterPartial = await sh('list', 'table', 'ip', 'portico');
+    assert.match(afterPartial, /numgen random mod 3 (== )?0 dnat to 10\.244\.1\.5:80/);
+    assert.doesNotMatch(afterPartial, /numgen random mod 4/);
+    assert.doesNotMatch(afterPartial, /10\.96\.0\.10 \. udp/);
+    assert.doesNotMatch(afterPartial, /10\.244\.1\.8/, 'its hairpin pair is gone too');
+    // The LB Service's chains are flushed now and deleted by the next sync; its affinity sets go at once.
+    assert.match(afterPartial, /chain external-\w{8}-default\/lb\/tcp\/http \{\s*\}/);
+    assert.doesNotMatch(afterPartial, /affinity-|198\.18\.100\.1/);
+    const next = v4.render(snapshot.desired.IPv4, TEST_NODE, {
+      changedServices: new Set(),
+      existingObjects: partial.ownedObjects,
+    });
+    await applyBoth(v4, next);
+    assert.doesNotMatch(await sh('list', 'table', 'ip', 'portico'), /default\/lb/);
+    assert.equal(
+      v4.render(snapshot.desired.IPv4, TEST_NODE, {
+        changedServices: new Set(),
+        existingObjects: next.ownedObjects,
+      }).script,
+      '',
+      'nothing changed: nothing sent',
+    );
+    const kernelServiceIPs = (await sh('list', 'map', 'ip', 'portico', 'service-ips')).match(
+      /\S+ \. \w+ \. \d+ : goto [^\s,]+/g,
+    );
+    assert.deepEqual([...(kernelServiceIPs ?? [])].sort(), simulated.elements('ip portico', 'service-ips'));
+
+    // Someone flushes the whole ruleset: detected; a full sync restores it.
+    await sh('delete', 'table', 'ip', 'portico');
+    assert.equal(await v4.lostState(), true);
+    await v4.apply(
+      v4.render(snapshot.desired.IPv4, TEST_NODE, {
+        changedServices: 'all',
+        existingObjects: await v4.existingObjects(),
+      }),
+    );
+    assert.equal(await v4.lostState(), false);
+
+    await v4.cleanup();
+    await v6.cleanup();
+    await v4.cleanup();
+    assert.deepEqual((await sh('list', 'tables')).trim().split('\n'), ['table ip foreign']);
+    assert.match(await sh('list', 'table', 'ip', 'foreign'), /counter/);
+  });
+});

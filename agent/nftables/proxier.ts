@@ -1,0 +1,150 @@
+/**
+ * The nftables proxier's I/O shell: applies rendered scripts with `nft -f -` (one transaction
+ * each), reads back what Portico owns at start-up, and deletes Portico's table on cleanup. Other
+ * tables are never touched: netfilter runs every table's base chains, ordered by priority, so
+ * Portico needs no jumps inside anyone else's table.
+ */
+
+import { type CommandResult, type CommandRunner, commandRunner } from '../iptables/proxier.ts';
+import type { Proxier, SyncScope } from '../proxier.ts';
+import type { DesiredState, IPFamily, NodeInfo } from '../state/types.ts';
+import { isServiceChain, TABLE_NAME, tableFamily } from './names.ts';
+import {
+  DEFAULT_NFTABLES_RENDER_OPTIONS,
+  type NftablesRenderOptions,
+  type NftablesRuleset,
+  ownedChainKey,
+  ownedSetKey,
+  renderNftablesRules,
+} from './render.ts';
+
+/** Failure of an nft command, with its stderr (which quotes the offending statement). */
+export class NftCommandError extends Error {
+  readonly result: CommandResult;
+
+  constructor(command: string, result: CommandResult) {
+    super(`${command} exited with ${result.code}: ${result.stderr.trim()}`);
+    this.name = 'NftCommandError';
+    this.result = result;
+  }
+}
+
+/** Options of an {@link NftablesProxier}. */
+export interface NftablesProxierOptions {
+  readonly family: IPFamily;
+  readonly run?: CommandRunner;
+  readonly render?: NftablesRenderOptions;
+}
+
+/** Per-service chains and affinity sets named in `nft -j list` output. */
+export function parseOwnedObjects(chainsJson: string, setsJson: string): Set<string> {
+  const owned = new Set<string>();
+  const entries = (text: string): unknown[] => {
+    const parsed: unknown = JSON.parse(text);
+    if (
+      typeof parsed !== 'object' ||
+      parsed === null ||
+      !('nftables' in parsed) ||
+      !Array.isArray(parsed.nftables)
+    )
+      throw new Error('nft -j output without an "nftables" array');
+    return parsed.nftables;
+  };
+  for (const entry of entries(chainsJson)) {
+    if (typeof entry !== 'object' || entry === null || !('chain' in entry)) continue;
+    const chain = entry.chain;
+    if (typeof chain === 'object' && chain !== null && 'name' in chain && typeof chain.name === 'string')
+      if (isServiceChain(chain.name)) owned.add(ownedChainKey(chain.name));
+  }
+  for (const entry of entries(setsJson)) {
+    if (typeof entry !== 'object' || entry === null || !('set' in entry)) continue;
+    const set = entry.set;
+    if (typeof set !== 'object' || set === null || !('name' in set) || typeof set.name !== 'string') continue;
+    if (!set.name.startsWith('affinity-')) continue;
+    const timeout = 'timeout' in set && typeof set.timeout === 'number' ? set.timeout : 0;
+    owned.add(ownedSetKey(set.name, timeout));
+  }
+  return owned;
+}
+
+/** The nftables proxier of one family: table `ip portico` or `ip6 portico`. */
+export class NftablesProxier implements Proxier<NftablesRuleset> {
+  readonly mode = 'nftables';
+  readonly family: IPFamily;
+  readonly #run: CommandRunner;
+  readonly #options: NftablesRenderOptions;
+  readonly #table: string;
+
+  constructor(options: NftablesProxierOptions) {
+    this.family = options.family;
+    this.#run = options.run ?? commandRunner();
+    this.#options = options.render ?? DEFAULT_NFTABLES_RENDER_OPTIONS;
+    this.#table = `${tableFamily(options.family)} ${TABLE_NAME}`;
+  }
+
+  /** Pure: see {@link renderNftablesRules}. */
+  render(desired: DesiredState, node: NodeInfo, scope: SyncScope): NftablesRuleset {
+    if (desired.family !== this.family)
+      throw new Error(`${this.family} proxier given ${desired.family} state`);
+    return renderNftablesRules(desired, node, scope, this.#options);
+  }
+
+  /** One `nft -f -` transaction; nothing is applied when the kernel refuses any statement. */
+  async apply(ruleset: NftablesRuleset): Promise<void> {
+    if (ruleset.script === '') return;
+    await this.#check(['-f', '-'], ruleset.script);
+  }
+
+  /**
+   * Per-service chains and affinity sets in the kernel now (map elements are not read: a full sync
+   * flushes the maps). Use it as `existingObjects` of the first sync and of a full sync after a
+   * failed apply, when the previous ruleset's `ownedObjects` may not match the kernel.
+   */
+  async existingObjects(): Promise<Set<string>> {
+    const [family, name] = this.#table.split(' ') as [string, string];
+    const chains = await this.#run('nft', ['-j', 'list', 'chains', family]);
+    if (chains.code !== 0) throw new NftCommandError('nft -j list chains', chains);
+    const tableChains = JSON.stringify({ nftables: this.#ofTable(chains.stdout, 'chain', name) });
+    const sets = await this.#run('nft', ['-j', '-t', 'list', 'sets', family]);
+    if (sets.code !== 0) throw new NftCommandError('nft -j -t list sets', sets);
+    return parseOwnedObjects(
+      tableChains,
+      JSON.stringify({ nftables: this.#ofTable(sets.stdout, 'set', name) }),
+    );
+  }
+
+  /** True when our table or its `services` chain is gone (someone ran `nft flush ruleset` or deleted it). */
+  async lostState(): Promise<boolean> {
+    const [family, name] = this.#table.split(' ') as [string, string];
+    const result = await this.#run('nft', ['list', 'chain', family, name, 'services']);
+    return result.code !== 0;
+  }
+
+  /** Deletes Portico's table (with everything in it); other tables stay. A missing table is fine. */
+  async cleanup(): Promise<void> {
+    // add-then-delete in one transaction succeeds whether or not the table exists.
+    await this.#check(['-f', '-'], `add table ${this.#table}\ndelete table ${this.#table}\n`);
+  }
+
+  #ofTable(json: string, kind: 'chain' | 'set', table: string): unknown[] {
+    const parsed: unknown = JSON.parse(json);
+    if (
+      typeof parsed !== 'object' ||
+      parsed === null ||
+      !('nftables' in parsed) ||
+      !Array.isArray(parsed.nftables)
+    )
+      return [];
+    return parsed.nftables.filter((entry: unknown) => {
+      if (typeof entry !== 'object' || entry === null || !(kind in entry)) return false;
+      const value: unknown = (entry as Record<string, unknown>)[kind];
+      return typeof value === 'object' && value !== null && 'table' in value && value.table === table;
+    });
+  }
+
+  async #check(args: readonly string[], input?: string): Promise<string> {
+    const result = await this.#run('nft', args, input);
+    if (result.code !== 0) throw new NftCommandError(`nft ${args.join(' ')}`, result);
+    return result.stdout;
+  }
+}
