@@ -1,12 +1,17 @@
 /**
- * The embedded local cluster behind `npm start`: the local API server, N nodes with kubelets, the
- * scheduler and workload controllers, and (unless `--no-dataplane`) pods in network namespaces.
+ * `npm start`. With a kubeconfig (`--kubeconfig PATH` or `KUBECONFIG`) it runs the
+ * controller-manager against that cluster, passing every flag through. Without one it runs the
+ * embedded local cluster: the local API server, N nodes with kubelets, the scheduler and workload
+ * controllers, and (unless `--no-dataplane`) pods in network namespaces; then Portico itself on
+ * it: the controller-manager with its admission webhooks and one agent per node namespace.
  * Writes the kubeconfig to `.portico/local/kubeconfig`, prints what to do next, then `READY`.
  * SIGINT or SIGTERM stops everything and removes the run's namespaces.
  *
- * Flags: --no-dataplane, --nodes N (default 2), --data-dir DIR (default .portico/local),
- * --log-level LEVEL (default warn).
+ * Local cluster flags: --no-dataplane, --nodes N (default 2), --data-dir DIR (default
+ * .portico/local), --proxy-mode iptables|nftables|ipvs (default iptables), --log-level LEVEL
+ * (default warn).
  */
+import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,6 +19,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../controllers/runtime/logging.ts';
 import { startApiServer } from '../apiserver/index.ts';
 import { LocalCluster } from './cluster.ts';
+import { startPortico } from './portico.ts';
+import { KubeRest } from './rest.ts';
+
+const PROXY_MODES = ['iptables', 'nftables', 'ipvs'];
 
 /** Parsed command line of {@link runLocalCluster}. */
 export interface LocalStartOptions {
@@ -21,6 +30,7 @@ export interface LocalStartOptions {
   readonly nodes: number;
   readonly dataDir: string;
   readonly logLevel: string;
+  readonly proxyMode: string;
 }
 
 /** Parses the flags; errors name the flag and what it accepts. */
@@ -32,8 +42,14 @@ export function parseLocalStartArgs(args: readonly string[]): LocalStartOptions 
       nodes: { type: 'string', default: '2' },
       'data-dir': { type: 'string', default: join('.portico', 'local') },
       'log-level': { type: 'string', default: 'warn' },
+      'proxy-mode': { type: 'string', default: 'iptables' },
     },
   });
+  if (!PROXY_MODES.includes(values['proxy-mode'])) {
+    throw new Error(
+      `--proxy-mode: Unsupported value: "${values['proxy-mode']}": supported values: ${PROXY_MODES.map((m) => `"${m}"`).join(', ')}`,
+    );
+  }
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 250) {
     throw new Error(`--nodes: Invalid value: "${values.nodes}": must be an integer from 1 to 250`);
@@ -43,6 +59,7 @@ export function parseLocalStartArgs(args: readonly string[]): LocalStartOptions 
     nodes,
     dataDir: values['data-dir'],
     logLevel: values['log-level'],
+    proxyMode: values['proxy-mode'],
   };
 }
 
@@ -86,7 +103,28 @@ export async function runLocalCluster(args: readonly string[]): Promise<void> {
     await server.close();
     throw error;
   }
+  const rest = new KubeRest(kubeConfig);
+  let portico: Awaited<ReturnType<typeof startPortico>>;
+  try {
+    portico = await startPortico({
+      cluster,
+      rest,
+      apiServerUrl: server.url,
+      kubeconfigPath: server.kubeconfigPath,
+      dataDir,
+      proxyMode: options.proxyMode,
+      logLevel: options.logLevel,
+    });
+  } catch (error) {
+    rest.close();
+    await cluster.stop();
+    await server.close();
+    throw error;
+  }
   process.stdout.write(nextSteps(server.kubeconfigPath, cluster));
+  process.stdout.write(
+    `  component logs: ${portico.logFiles.map((file) => relative(process.cwd(), file)).join(', ')}\n`,
+  );
   process.stdout.write('READY\n');
   let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -94,8 +132,10 @@ export async function runLocalCluster(args: readonly string[]): Promise<void> {
       if (stopping) return;
       stopping = true;
       process.stderr.write(`portico: ${signal}: stopping the local cluster\n`);
-      cluster
+      portico
         .stop()
+        .then(() => rest.close())
+        .then(() => cluster.stop())
         .then(() => server.close())
         .then(
           () => process.exit(0),
@@ -108,9 +148,32 @@ export async function runLocalCluster(args: readonly string[]): Promise<void> {
   }
 }
 
+/**
+ * With a kubeconfig given, `npm start` is the controller-manager against that cluster: this
+ * process hands over to it (same flags, same stdio) and exits with its status.
+ */
+function runControllerManager(args: readonly string[]): void {
+  const script = new URL('../../controllers/portico-controller-manager.ts', import.meta.url).pathname;
+  process.stderr.write('portico: kubeconfig given: running the controller-manager against that cluster\n');
+  const child = spawn(process.execPath, [script, ...args], { stdio: 'inherit' });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
+}
+
+/** True when the command line or the environment names a kubeconfig. */
+export function kubeconfigGiven(args: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  const flag = args.some((arg) => arg === '--kubeconfig' || arg.startsWith('--kubeconfig='));
+  return flag || (env['KUBECONFIG'] ?? '').split(':').some((path) => path !== '');
+}
+
 if (import.meta.main) {
-  runLocalCluster(process.argv.slice(2)).catch((error: unknown) => {
-    process.stderr.write(`portico: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  });
+  const args = process.argv.slice(2);
+  if (kubeconfigGiven(args, process.env)) {
+    runControllerManager(args);
+  } else {
+    runLocalCluster(args).catch((error: unknown) => {
+      process.stderr.write(`portico: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    });
+  }
 }
