@@ -1,18 +1,32 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ApiException, CoordinationV1Api, CoreV1Api, type V1Lease } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  PolicyV1Api,
+  RbacAuthorizationV1Api,
+  type V1Lease,
+} from '@kubernetes/client-node';
 import { type ApiServer, startApiServer } from './index.ts';
 import { call, kubeConfigFor } from './test-helpers.ts';
 
 let server: ApiServer;
 let core: CoreV1Api;
 let leases: CoordinationV1Api;
+let apps: AppsV1Api;
+let policy: PolicyV1Api;
+let rbac: RbacAuthorizationV1Api;
 
 before(async () => {
   server = await startApiServer();
   const kc = kubeConfigFor(server);
   core = kc.makeApiClient(CoreV1Api);
   leases = kc.makeApiClient(CoordinationV1Api);
+  apps = kc.makeApiClient(AppsV1Api);
+  policy = kc.makeApiClient(PolicyV1Api);
+  rbac = kc.makeApiClient(RbacAuthorizationV1Api);
 });
 after(() => server.close());
 
@@ -213,6 +227,8 @@ describe('discovery', () => {
         'discovery.k8s.io',
         'coordination.k8s.io',
         'apps',
+        'policy',
+        'rbac.authorization.k8s.io',
         'admissionregistration.k8s.io',
         'apiextensions.k8s.io',
       ],
@@ -621,5 +637,145 @@ describe('list: selectors and pagination', () => {
       ['sel'],
     );
     assert.equal(all.body.kind, 'PodList');
+  });
+});
+
+describe('the kinds a Helm chart installs beside workloads: DaemonSets, PodDisruptionBudgets, RBAC', () => {
+  const template = {
+    metadata: { labels: { app: 'agent' } },
+    spec: { containers: [{ name: 'agent', image: 'portico/agent:1' }] },
+  };
+
+  test('a DaemonSet gets upstream defaults and generation 1, takes status through /status, and its selector must match', async () => {
+    const created = await apps.createNamespacedDaemonSet({
+      namespace: 'default',
+      body: { metadata: { name: 'agent' }, spec: { selector: { matchLabels: { app: 'agent' } }, template } },
+    });
+    assert.equal(created.metadata?.generation, 1);
+    assert.equal(created.spec?.revisionHistoryLimit, 10);
+    assert.deepEqual(plain(created.spec?.updateStrategy), {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: 1, maxSurge: 0 },
+    });
+    assert.equal(created.spec?.template.spec?.restartPolicy, 'Always');
+    const withStatus = await apps.replaceNamespacedDaemonSetStatus({
+      name: 'agent',
+      namespace: 'default',
+      body: {
+        ...created,
+        status: {
+          desiredNumberScheduled: 2,
+          currentNumberScheduled: 2,
+          numberReady: 1,
+          numberMisscheduled: 0,
+        },
+      },
+    });
+    assert.equal(withStatus.status?.numberReady, 1);
+    assert.equal(withStatus.metadata?.generation, 1);
+    const mismatch = await apps
+      .createNamespacedDaemonSet({
+        namespace: 'default',
+        body: {
+          metadata: { name: 'stray' },
+          spec: { selector: { matchLabels: { app: 'other' } }, template },
+        },
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    assert.equal(apiCode(mismatch), 422);
+    assert.match(String(statusOf(mismatch).message), /`selector` does not match template `labels`/);
+  });
+
+  test('a PodDisruptionBudget takes status through /status and ignores it on the main resource', async () => {
+    const created = await policy.createNamespacedPodDisruptionBudget({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'agent' },
+        spec: { minAvailable: 1, selector: { matchLabels: { app: 'agent' } } },
+      },
+    });
+    assert.equal(created.metadata?.generation, 1);
+    const status = {
+      currentHealthy: 2,
+      desiredHealthy: 1,
+      disruptionsAllowed: 1,
+      expectedPods: 2,
+      observedGeneration: 1,
+    };
+    const written = await policy.replaceNamespacedPodDisruptionBudgetStatus({
+      name: 'agent',
+      namespace: 'default',
+      body: { ...created, status },
+    });
+    assert.equal(written.status?.disruptionsAllowed, 1);
+    const replaced = await policy.replaceNamespacedPodDisruptionBudget({
+      name: 'agent',
+      namespace: 'default',
+      body: {
+        ...written,
+        spec: { ...written.spec, minAvailable: 2 },
+        status: { ...status, disruptionsAllowed: 0 },
+      },
+    });
+    assert.equal(replaced.status?.disruptionsAllowed, 1);
+    assert.equal(replaced.metadata?.generation, 2);
+  });
+
+  test('ClusterRoles and ClusterRoleBindings are cluster-scoped, Roles and RoleBindings namespaced, none has /status', async () => {
+    const rule = { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] };
+    await rbac.createClusterRole({ body: { metadata: { name: 'reader' }, rules: [rule] } });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: 'reader' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'default' }],
+      },
+    });
+    await rbac.createNamespacedRole({
+      namespace: 'default',
+      body: { metadata: { name: 'reader' }, rules: [rule] },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'reader' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: 'default' }],
+      },
+    });
+    const clusterRole = await rbac.readClusterRole({ name: 'reader' });
+    assert.equal(clusterRole.metadata?.namespace, undefined);
+    assert.equal(clusterRole.metadata?.generation, undefined);
+    assert.deepEqual(plain(clusterRole.rules), [rule]);
+    assert.equal(
+      (await rbac.readNamespacedRoleBinding({ name: 'reader', namespace: 'default' })).roleRef.kind,
+      'Role',
+    );
+    const base = '/apis/rbac.authorization.k8s.io/v1';
+    assert.equal((await call(server, 'GET', `${base}/clusterroles/reader/status`)).status, 404);
+    assert.equal((await call(server, 'GET', `${base}/namespaces/default/roles/reader/status`)).status, 404);
+    assert.equal((await call(server, 'GET', `${base}/namespaces/default/clusterroles`)).status, 404);
+  });
+
+  test('a DELETE with a protobuf DeleteOptions body (client-go typed clients, helm) honours its preconditions', async () => {
+    await core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'release' } } });
+    const field = (number: number, text: string) =>
+      `${String.fromCharCode((number << 3) | 2, text.length)}${text}`;
+    const deleteOptions = (uid: string) => {
+      const typeMeta = field(1, 'v1') + field(2, 'DeleteOptions');
+      return `k8s\u0000${field(1, typeMeta)}${field(2, field(2, field(1, uid)))}`;
+    };
+    const path = '/api/v1/namespaces/default/secrets/release';
+    const contentType = 'application/vnd.kubernetes.protobuf';
+    const refused = await call(server, 'DELETE', path, { body: deleteOptions('not-the-uid'), contentType });
+    assert.equal(refused.status, 409);
+    assert.match(String(refused.body.message), /Precondition failed: UID in precondition: not-the-uid/);
+    const uid = (await core.readNamespacedSecret({ name: 'release', namespace: 'default' })).metadata!.uid!;
+    const deleted = await call(server, 'DELETE', path, { body: deleteOptions(uid), contentType });
+    assert.equal(deleted.status, 200);
+    assert.equal((await call(server, 'GET', path)).status, 404);
   });
 });

@@ -70,6 +70,17 @@ function defaultWorkload(spec: JsonObject, kind: string): void {
   if (isObject(template) && isObject(template.spec)) defaultPodSpec(template.spec);
 }
 
+/** A DaemonSet runs one pod per node, so it has no replicas; its rollout replaces one node at a time. */
+function defaultDaemonSet(spec: JsonObject): void {
+  setDefault(spec, 'revisionHistoryLimit', 10);
+  setDefault(spec, 'updateStrategy', { type: 'RollingUpdate' });
+  const strategy = spec.updateStrategy as JsonObject;
+  if (strategy.type === 'RollingUpdate')
+    setDefault(strategy, 'rollingUpdate', { maxUnavailable: 1, maxSurge: 0 });
+  const template = spec.template;
+  if (isObject(template) && isObject(template.spec)) defaultPodSpec(template.spec);
+}
+
 /**
  * Fills the defaults of a built-in kind into `object` in place (the caller owns the copy); for a
  * custom resource, prunes unknown fields and fills the defaults of its CRD schema.
@@ -85,6 +96,7 @@ export function applyDefaults(resource: ResourceType, object: JsonObject): void 
   else if (key === '/Pod' && isObject(spec)) defaultPodSpec(spec);
   else if ((key === 'apps/Deployment' || key === 'apps/ReplicaSet') && isObject(spec))
     defaultWorkload(spec, resource.kind);
+  else if (key === 'apps/DaemonSet' && isObject(spec)) defaultDaemonSet(spec);
   else if (key === '/Secret') setDefault(object, 'type', 'Opaque');
 }
 

@@ -73,6 +73,8 @@ describe('openApiV3Index', () => {
       'apis/coordination.k8s.io/v1',
       'apis/discovery.k8s.io/v1',
       'apis/events.k8s.io/v1',
+      'apis/policy/v1',
+      'apis/rbac.authorization.k8s.io/v1',
     ]);
     assert.match(
       index.paths['apis/apps/v1']!.serverRelativeURL,

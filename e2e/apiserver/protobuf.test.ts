@@ -39,6 +39,25 @@ function envelope(apiVersion: string, kind: string, raw: number[]): Uint8Array {
 const entry = (key: string, value: string) => [...bytesField(1, key), ...bytesField(2, value)];
 
 describe('decodeKubernetesProtobuf', () => {
+  test('decodes the DeleteOptions of a typed DELETE in any group version, keeping zero pointers', () => {
+    const raw = [
+      ...varintField(1, 0),
+      ...bytesField(2, [...bytesField(1, 'uid-1'), ...bytesField(2, '42')]),
+      ...bytesField(4, 'Foreground'),
+      ...bytesField(5, 'All'),
+    ];
+    for (const apiVersion of ['v1', 'apps/v1', 'meta.k8s.io/v1']) {
+      assert.deepEqual(decodeKubernetesProtobuf(envelope(apiVersion, 'DeleteOptions', raw)), {
+        apiVersion,
+        kind: 'DeleteOptions',
+        gracePeriodSeconds: 0,
+        preconditions: { uid: 'uid-1', resourceVersion: '42' },
+        propagationPolicy: 'Foreground',
+        dryRun: ['All'],
+      });
+    }
+  });
+
   test('decodes a ConfigMap with metadata, labels and data', () => {
     const meta = [
       ...bytesField(1, 'cfg'),

@@ -1,8 +1,9 @@
 /**
  * Decoding of the Kubernetes protobuf envelope for the kinds kubectl's imperative commands create
  * (`kubectl create namespace|configmap|secret|serviceaccount|deployment`, `kubectl run`,
- * `kubectl expose`): client-go sends those bodies as protobuf and has no JSON fallback. Responses
- * stay JSON, which client-go accepts.
+ * `kubectl expose`) and for the DeleteOptions of typed deletes (helm's release Secrets): client-go
+ * sends those bodies as protobuf and has no JSON fallback. Responses stay JSON, which client-go
+ * accepts.
  *
  * Only the fields such requests carry are described. A field outside the schema that carries data
  * makes the whole body unsupported (415) rather than silently dropped, so a flag this decoder does not
@@ -121,6 +122,23 @@ const POD_SPEC: Schema = {
 const POD_TEMPLATE: Schema = {
   1: metadata,
   2: { name: 'spec', type: 'message', message: POD_SPEC },
+};
+
+/**
+ * meta.k8s.io/v1 DeleteOptions, the body client-go's typed clients send with DELETE (helm purges
+ * its release Secrets this way). Every field is a Go pointer or a list, so zeros are kept.
+ */
+const DELETE_OPTIONS: Schema = {
+  1: { name: 'gracePeriodSeconds', type: 'int', pointer: true },
+  2: {
+    name: 'preconditions',
+    type: 'message',
+    message: { 1: { name: 'uid', type: 'string' }, 2: { name: 'resourceVersion', type: 'string' } },
+  },
+  3: { name: 'orphanDependents', type: 'bool', pointer: true },
+  4: { name: 'propagationPolicy', type: 'string', pointer: true },
+  5: { name: 'dryRun', type: 'string', repeated: true },
+  6: { name: 'ignoreStoreReadErrorWithClusterBreakingPotential', type: 'bool', pointer: true },
 };
 
 /** Schemas of the top-level kinds, by `<apiVersion>/<kind>`. */
@@ -372,7 +390,9 @@ export function decodeKubernetesProtobuf(body: Uint8Array): JsonObject {
       raw = field.bytes;
     }
   }
-  const schema = KINDS[`${apiVersion}/${kind}`];
+  // Every group version registers DeleteOptions and client-go encodes it in the version of the
+  // resource's group (helm's Secret deletes carry v1), so its kind alone names its schema.
+  const schema = kind === 'DeleteOptions' ? DELETE_OPTIONS : KINDS[`${apiVersion}/${kind}`];
   if (!schema) throw new UnsupportedProtobuf(`${apiVersion}/${kind}`);
   return { apiVersion, kind, ...decodeMessage(raw, schema) };
 }

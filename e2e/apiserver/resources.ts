@@ -110,6 +110,25 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     status: true,
     scale: true,
   }),
+  builtin('apps', 'v1', 'DaemonSet', 'daemonsets', {
+    shortNames: ['ds'],
+    categories: ['all'],
+    status: true,
+  }),
+  builtin('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', {
+    shortNames: ['pdb'],
+    status: true,
+  }),
+  builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', {
+    namespaced: false,
+    hasSpec: false,
+  }),
+  builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', {
+    namespaced: false,
+    hasSpec: false,
+  }),
+  builtin('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', { hasSpec: false }),
+  builtin('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', { hasSpec: false }),
   builtin(
     'admissionregistration.k8s.io',
     'v1',

@@ -685,7 +685,7 @@ export function createRequestHandler(ctx: ServerContext): {
             );
           }
           body = parseBody(raw, type);
-        } else if (type === PROTOBUF && method !== 'DELETE') {
+        } else if (type === PROTOBUF) {
           body = decodeProtobuf(raw);
         } else if (type !== '' && !JSON_TYPES.includes(type)) {
           throw unsupportedMediaType(type, JSON_TYPES);

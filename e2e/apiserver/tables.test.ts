@@ -331,6 +331,108 @@ describe('toTable', () => {
     ]);
   });
 
+  test('daemonsets: DESIRED CURRENT READY UP-TO-DATE AVAILABLE NODE SELECTOR AGE, wide CONTAINERS IMAGES SELECTOR', () => {
+    const daemonSet = {
+      metadata: meta('agent'),
+      spec: {
+        selector: { matchLabels: { app: 'agent' } },
+        template: {
+          spec: {
+            nodeSelector: { 'kubernetes.io/os': 'linux', disk: 'ssd' },
+            containers: [{ name: 'agent', image: 'portico/agent:1' }],
+          },
+        },
+      },
+      status: {
+        desiredNumberScheduled: 5,
+        currentNumberScheduled: 4,
+        numberReady: 3,
+        updatedNumberScheduled: 2,
+        numberAvailable: 1,
+      },
+    };
+    assert.deepEqual(row(print('apps', 'daemonsets', [daemonSet])), {
+      Name: 'agent',
+      Desired: 5,
+      Current: 4,
+      Ready: 3,
+      'Up-to-date': 2,
+      Available: 1,
+      'Node Selector': 'disk=ssd,kubernetes.io/os=linux',
+      Age: '30s',
+      Containers: 'agent',
+      Images: 'portico/agent:1',
+      Selector: 'app=agent',
+    });
+    const bare = { metadata: meta('bare'), spec: { template: { spec: { containers: [] } } } };
+    assert.deepEqual(print('apps', 'daemonsets', [bare]).rows[0]!.cells.slice(1, 7), [
+      0,
+      0,
+      0,
+      0,
+      0,
+      '<none>',
+    ]);
+  });
+
+  test('poddisruptionbudgets: MIN AVAILABLE and MAX UNAVAILABLE as set, N/A when not, ALLOWED DISRUPTIONS', () => {
+    const byCount = {
+      metadata: meta('cm'),
+      spec: { minAvailable: 1 },
+      status: { disruptionsAllowed: 1 },
+    };
+    const byPercent = { metadata: meta('web', 90), spec: { maxUnavailable: '25%' } };
+    const table = print('policy', 'poddisruptionbudgets', [byCount, byPercent]);
+    assert.deepEqual(
+      table.columnDefinitions.map((c) => c.name),
+      ['Name', 'Min Available', 'Max Unavailable', 'Allowed Disruptions', 'Age'],
+    );
+    assert.deepEqual(table.rows[0]!.cells, ['cm', '1', 'N/A', 1, '30s']);
+    assert.deepEqual(table.rows[1]!.cells, ['web', 'N/A', '25%', 0, '90s']);
+  });
+
+  test('rolebindings and clusterrolebindings: ROLE as kind/name, wide subjects split by kind', () => {
+    const binding = {
+      metadata: meta('readers'),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'view' },
+      subjects: [
+        { kind: 'User', name: 'alice' },
+        { kind: 'Group', name: 'ops' },
+        { kind: 'ServiceAccount', name: 'agent', namespace: 'portico-system' },
+        { kind: 'User', name: 'bob' },
+        { kind: 'ServiceAccount', name: 'cm', namespace: 'portico-system' },
+      ],
+    };
+    const expected = {
+      Name: 'readers',
+      Role: 'ClusterRole/view',
+      Age: '30s',
+      Users: 'alice, bob',
+      Groups: 'ops',
+      ServiceAccounts: 'portico-system/agent, portico-system/cm',
+    };
+    assert.deepEqual(row(print('rbac.authorization.k8s.io', 'rolebindings', [binding])), expected);
+    assert.deepEqual(row(print('rbac.authorization.k8s.io', 'clusterrolebindings', [binding])), expected);
+    const table = print('rbac.authorization.k8s.io', 'rolebindings', [binding]);
+    assert.deepEqual(
+      table.columnDefinitions.filter((c) => c.priority > 0).map((c) => c.name),
+      ['Users', 'Groups', 'ServiceAccounts'],
+    );
+  });
+
+  test('roles and clusterroles print NAME and CREATED AT, as upstream has no printer for them', () => {
+    const created = ago(30);
+    const role = { metadata: { ...meta('reader'), creationTimestamp: created }, rules: [] };
+    for (const plural of ['roles', 'clusterroles']) {
+      const table = print('rbac.authorization.k8s.io', plural, [role]);
+      assert.deepEqual(
+        table.columnDefinitions.map((c) => c.name),
+        ['Name', 'Created At'],
+      );
+      assert.deepEqual(table.rows[0]!.cells, ['reader', created]);
+    }
+  });
+
   test('nodes: STATUS ROLES AGE VERSION, wide addresses and node info', () => {
     const node = {
       metadata: {
@@ -550,5 +652,60 @@ describe('toTable', () => {
     assert.equal(evaluateColumnPath(object, '.metadata.labels.app\\.kubernetes\\.io/name'), 'portico');
     assert.equal(evaluateColumnPath(object, "{.metadata.labels['app.kubernetes.io/name']}"), 'portico');
     assert.equal(evaluateColumnPath(object, '.spec.nothing.deeper'), undefined);
+  });
+
+  test('evaluateColumnPath evaluates filters and wildcards and returns the first result, as the CRD table convertor', () => {
+    const object = {
+      spec: { ports: [{ port: 80 }, { port: 443 }] },
+      status: {
+        conditions: [
+          { type: 'Synced', status: 'False', observedGeneration: 1 },
+          { type: 'Ready', status: 'True', observedGeneration: 3 },
+        ],
+      },
+    };
+    const conditions = '.status.conditions';
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.type=="Ready")].status`), 'True');
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.type == 'Synced')].status`), 'False');
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.type!="Synced")].type`), 'Ready');
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.observedGeneration>2)].type`), 'Ready');
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.observedGeneration<=1)].type`), 'Synced');
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.status)].type`), 'Synced');
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.type=="Gone")].status`), undefined);
+    assert.equal(evaluateColumnPath(object, `${conditions}[?(@.reason)].type`), undefined);
+    assert.equal(evaluateColumnPath(object, '.spec.ports[*].port'), 80);
+    assert.equal(evaluateColumnPath(object, '.spec.ports[-1].port'), 443);
+    assert.equal(evaluateColumnPath(object, '{.spec.ports[?(@.port==443)].port}'), 443);
+    assert.equal(evaluateColumnPath(object, '.spec.ports[?(@.port=="443")].port'), undefined);
+    assert.equal(evaluateColumnPath(object, '.spec.ports[oops'), undefined);
+  });
+
+  test('a custom READY column with a condition filter prints the condition status, and nothing without one', () => {
+    const pools: ResourceType = {
+      ...resourceType('', 'configmaps'),
+      group: 'portico.dev',
+      plural: 'loadbalancerippools',
+      custom: {
+        schema: {},
+        printerColumns: [
+          { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+        ],
+      },
+    };
+    const ready = {
+      metadata: meta('a'),
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    };
+    const table = toTable(pools, [ready, { metadata: meta('b') }], {
+      includeObject: 'None',
+      resourceVersion: '1',
+    }) as Table;
+    assert.deepEqual(
+      table.rows.map((r) => r.cells),
+      [
+        ['a', 'True'],
+        ['b', null],
+      ],
+    );
   });
 });

@@ -498,6 +498,99 @@ const REPLICA_SET_PRINTER: Printer = {
   },
 };
 
+const DAEMON_SET_PRINTER: Printer = {
+  columns: [
+    NAME_COLUMN,
+    column('Desired', 'integer', 'Nodes that should run the daemon pod.'),
+    column('Current', 'integer', 'Nodes that run at least one daemon pod.'),
+    column('Ready', 'integer', 'Nodes whose daemon pod is ready.'),
+    column('Up-to-date', 'integer', 'Nodes that run the current pod template.'),
+    column('Available', 'integer', 'Nodes whose daemon pod has been ready for minReadySeconds.'),
+    column('Node Selector', 'string', 'The node labels a node needs to run the daemon pod.'),
+    AGE_COLUMN,
+    ...WORKLOAD_WIDE_COLUMNS,
+  ],
+  cells(daemonSet, now) {
+    const spec = obj(daemonSet.spec);
+    const status = obj(daemonSet.status);
+    const podSpec = obj(obj(spec.template).spec);
+    const [containers, images] = containerNamesAndImages(podSpec);
+    return [
+      name(daemonSet),
+      num(status.desiredNumberScheduled),
+      num(status.currentNumberScheduled),
+      num(status.numberReady),
+      num(status.updatedNumberScheduled),
+      num(status.numberAvailable),
+      formatLabels(podSpec.nodeSelector),
+      age(daemonSet, now),
+      containers,
+      images,
+      formatLabelSelector(spec.selector),
+    ];
+  },
+};
+
+/** An int-or-string as IntOrString.String() prints it, "N/A" when unset (upstream's PDB printer). */
+function intOrStringOrNA(value: unknown): string {
+  return typeof value === 'number' || typeof value === 'string' ? String(value) : 'N/A';
+}
+
+const POD_DISRUPTION_BUDGET_PRINTER: Printer = {
+  columns: [
+    NAME_COLUMN,
+    column('Min Available', 'string', 'Pods that must stay available during an eviction.'),
+    column('Max Unavailable', 'string', 'Pods that may be unavailable during an eviction.'),
+    column('Allowed Disruptions', 'integer', 'Pod evictions allowed right now.'),
+    AGE_COLUMN,
+  ],
+  cells(budget, now) {
+    const spec = obj(budget.spec);
+    return [
+      name(budget),
+      intOrStringOrNA(spec.minAvailable),
+      intOrStringOrNA(spec.maxUnavailable),
+      num(obj(budget.status).disruptionsAllowed),
+      age(budget, now),
+    ];
+  },
+};
+
+/**
+ * ROLE and the wide USERS, GROUPS and SERVICEACCOUNTS cells, as upstream's SubjectsStrings splits
+ * the subjects (service accounts as namespace/name, joined by ", ").
+ */
+const ROLE_BINDING_PRINTER: Printer = {
+  columns: [
+    NAME_COLUMN,
+    column('Role', 'string', 'The role the binding grants, as kind/name.'),
+    AGE_COLUMN,
+    column('Users', 'string', 'Users in the binding.', 1),
+    column('Groups', 'string', 'Groups in the binding.', 1),
+    column('ServiceAccounts', 'string', 'ServiceAccounts in the binding.', 1),
+  ],
+  cells(binding, now) {
+    const roleRef = obj(binding.roleRef);
+    const users: string[] = [];
+    const groups: string[] = [];
+    const serviceAccounts: string[] = [];
+    for (const subject of arr(binding.subjects).map(obj)) {
+      if (subject.kind === 'User') users.push(str(subject.name));
+      else if (subject.kind === 'Group') groups.push(str(subject.name));
+      else if (subject.kind === 'ServiceAccount')
+        serviceAccounts.push(`${str(subject.namespace)}/${str(subject.name)}`);
+    }
+    return [
+      name(binding),
+      `${str(roleRef.kind)}/${str(roleRef.name)}`,
+      age(binding, now),
+      users.join(', '),
+      groups.join(', '),
+      serviceAccounts.join(', '),
+    ];
+  },
+};
+
 function nodeAddress(node: Json, type: string): string {
   const found = arr(obj(node.status).addresses)
     .map(obj)
@@ -665,7 +758,10 @@ const WEBHOOK_CONFIGURATION_PRINTER: Printer = {
   ],
 };
 
-/** Resources without a printer of their own, CRDs among them, print NAME and CREATED AT. */
+/**
+ * Resources without a printer of their own (CRDs, Roles and ClusterRoles among them) print NAME and
+ * CREATED AT.
+ */
 const DEFAULT_PRINTER: Printer = {
   columns: [NAME_COLUMN, column('Created At', 'date', 'When the server created the object.')],
   cells: (object) => [name(object), str(obj(object.metadata).creationTimestamp) || null],
@@ -678,6 +774,10 @@ const BUILTIN_PRINTERS: Record<string, Printer> = {
   'discovery.k8s.io/endpointslices': ENDPOINT_SLICE_PRINTER,
   'apps/deployments': DEPLOYMENT_PRINTER,
   'apps/replicasets': REPLICA_SET_PRINTER,
+  'apps/daemonsets': DAEMON_SET_PRINTER,
+  'policy/poddisruptionbudgets': POD_DISRUPTION_BUDGET_PRINTER,
+  'rbac.authorization.k8s.io/rolebindings': ROLE_BINDING_PRINTER,
+  'rbac.authorization.k8s.io/clusterrolebindings': ROLE_BINDING_PRINTER,
   '/nodes': NODE_PRINTER,
   '/namespaces': NAMESPACE_PRINTER,
   '/configmaps': CONFIG_MAP_PRINTER,
@@ -690,26 +790,172 @@ const BUILTIN_PRINTERS: Record<string, Printer> = {
   'admissionregistration.k8s.io/validatingwebhookconfigurations': WEBHOOK_CONFIGURATION_PRINTER,
 };
 
-/**
- * Evaluates the simple JSONPath of a printer column (`.spec.replicas`, `.status.conditions[0].type`,
- * `.metadata.labels.app\.kubernetes\.io/name`); undefined when any step is missing.
- */
-export function evaluateColumnPath(object: unknown, path: string): unknown {
-  const steps: (string | number)[] = [];
-  const pattern = /\.((?:\\.|[^.[\\])+)|\[(\d+)\]|\['([^']*)'\]/gy;
-  const trimmed = path.trim().replace(/^\{(.*)\}$/, '$1');
-  for (let match = pattern.exec(trimmed); match !== null; match = pattern.exec(trimmed)) {
-    if (match[1] !== undefined) steps.push(match[1].replace(/\\\./g, '.'));
-    else if (match[2] !== undefined) steps.push(Number(match[2]));
-    else steps.push(match[3] ?? '');
+/** One step of a printer column's JSONPath. */
+type PathStep =
+  | { kind: 'field'; name: string }
+  | { kind: 'index'; index: number }
+  | { kind: 'wildcard' }
+  | { kind: 'filter'; path: PathStep[]; operator?: string; literal?: unknown };
+
+const FILTER_OPERATORS = ['==', '!=', '<=', '>=', '<', '>'];
+
+/** A filter's right-hand side: a quoted string, a number, true, false or null, as JSONPath reads it. */
+function filterLiteral(text: string, path: string): unknown {
+  const quoted = /^(['"])(.*)\1$/.exec(text);
+  if (quoted !== null) return quoted[2];
+  if (text === 'true' || text === 'false') return text === 'true';
+  if (text === 'null') return null;
+  const number = Number(text);
+  if (text === '' || Number.isNaN(number)) throw new Error(`unrecognized filter literal ${text} in ${path}`);
+  return number;
+}
+
+/** `@.type=="Ready"` → the path under `@`, the operator and the literal; bare `@.ip` tests presence. */
+function parseFilter(expression: string, path: string): PathStep {
+  const trimmed = expression.trim();
+  if (!trimmed.startsWith('@')) throw new Error(`filter must start with @ in ${path}`);
+  let depth = 0;
+  let quote = '';
+  for (let i = 1; i < trimmed.length; i++) {
+    const c = trimmed[i]!;
+    if (quote !== '') {
+      if (c === quote) quote = '';
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '[') depth++;
+    else if (c === ']') depth--;
+    else if (depth === 0) {
+      const operator = FILTER_OPERATORS.find((o) => trimmed.startsWith(o, i));
+      if (operator !== undefined) {
+        return {
+          kind: 'filter',
+          path: parseColumnPath(trimmed.slice(1, i).trim()),
+          operator,
+          literal: filterLiteral(trimmed.slice(i + operator.length).trim(), path),
+        };
+      }
+    }
   }
-  let current: unknown = object;
+  return { kind: 'filter', path: parseColumnPath(trimmed.slice(1)) };
+}
+
+/** Index of the `]` closing the bracket opened at `open`, skipping quoted text and nested brackets. */
+function closingBracket(text: string, open: number): number {
+  let depth = 0;
+  let quote = '';
+  for (let i = open; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote !== '') {
+      if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '[') depth++;
+    else if (c === ']' && --depth === 0) return i;
+  }
+  throw new Error(`unclosed [ in ${text}`);
+}
+
+/**
+ * Splits a printer column's JSONPath (`.status.conditions[?(@.type=="Ready")].status`,
+ * `.metadata.labels.app\.kubernetes\.io/name`, `.spec.ports[*].port`) into steps. Throws on
+ * syntax it cannot read, which the caller prints as an empty cell, as upstream does for a column
+ * whose path finds nothing.
+ */
+function parseColumnPath(path: string): PathStep[] {
+  const text = path.trim().replace(/^\{(.*)\}$/s, '$1');
+  const steps: PathStep[] = [];
+  let i = 0;
+  while (i < text.length) {
+    if (text[i] === '.') {
+      let name = '';
+      i++;
+      while (i < text.length && text[i] !== '.' && text[i] !== '[') {
+        if (text[i] === '\\' && i + 1 < text.length) i++;
+        name += text[i];
+        i++;
+      }
+      if (name === '*') steps.push({ kind: 'wildcard' });
+      else if (name !== '') steps.push({ kind: 'field', name });
+    } else if (text[i] === '[') {
+      const close = closingBracket(text, i);
+      const inner = text.slice(i + 1, close).trim();
+      i = close + 1;
+      const quoted = /^(['"])(.*)\1$/.exec(inner);
+      if (inner === '*') steps.push({ kind: 'wildcard' });
+      else if (quoted !== null) steps.push({ kind: 'field', name: quoted[2]! });
+      else if (/^-?\d+$/.test(inner)) steps.push({ kind: 'index', index: Number(inner) });
+      else if (inner.startsWith('?(') && inner.endsWith(')'))
+        steps.push(parseFilter(inner.slice(2, -1), path));
+      else throw new Error(`unsupported JSONPath bracket [${inner}] in ${path}`);
+    } else {
+      throw new Error(`unexpected ${text[i]} at ${i} in ${path}`);
+    }
+  }
+  return steps;
+}
+
+function compare(left: unknown, operator: string, right: unknown): boolean {
+  switch (operator) {
+    case '==':
+      return left === right;
+    case '!=':
+      return left !== right;
+    default: {
+      if (typeof left !== typeof right || (typeof left !== 'number' && typeof left !== 'string'))
+        return false;
+      const [a, b] = [left as number | string, right as number | string];
+      return operator === '<' ? a < b : operator === '>' ? a > b : operator === '<=' ? a <= b : a >= b;
+    }
+  }
+}
+
+/** Every value the steps reach from `roots`, in document order (JSONPath results). */
+function evaluateSteps(roots: unknown[], steps: readonly PathStep[]): unknown[] {
+  let current = roots;
   for (const step of steps) {
-    if (typeof step === 'number') current = Array.isArray(current) ? current[step] : undefined;
-    else current = obj(current)[step];
-    if (current === undefined || current === null) return undefined;
+    const next: unknown[] = [];
+    for (const value of current) {
+      if (step.kind === 'field') {
+        const found = obj(value)[step.name];
+        if (found !== undefined && found !== null) next.push(found);
+      } else if (step.kind === 'index') {
+        if (!Array.isArray(value)) continue;
+        const found = value[step.index < 0 ? value.length + step.index : step.index];
+        if (found !== undefined && found !== null) next.push(found);
+      } else {
+        const items = Array.isArray(value) ? value : Object.values(obj(value));
+        for (const item of items) {
+          if (item === undefined || item === null) continue;
+          if (step.kind === 'wildcard') {
+            next.push(item);
+            continue;
+          }
+          const [left] = evaluateSteps([item], step.path);
+          const keep =
+            step.operator === undefined ? left !== undefined : compare(left, step.operator, step.literal);
+          if (keep) next.push(item);
+        }
+      }
+    }
+    current = next;
   }
   return current;
+}
+
+/**
+ * Evaluates the JSONPath of a printer column and returns its first result, as upstream's CRD table
+ * convertor prints it: dotted paths, indexes, `[*]`, escaped dots and filters
+ * (`.status.conditions[?(@.type=="Ready")].status`). Undefined when nothing matches or the path
+ * cannot be read.
+ */
+export function evaluateColumnPath(object: unknown, path: string): unknown {
+  let steps: PathStep[];
+  try {
+    steps = parseColumnPath(path);
+  } catch {
+    return undefined;
+  }
+  return evaluateSteps([object], steps)[0];
 }
 
 /**

@@ -325,7 +325,8 @@ export function validateObject(resource: ResourceType, object: JsonObject): Stat
   if (key === 'discovery.k8s.io/EndpointSlice') return validateEndpointSlice(object);
   if (key === '/Service') return isObject(object.spec) ? validateService(object.spec) : [required('spec')];
   if (key === '/Pod') return validatePodSpec(object.spec, 'spec');
-  if (key === 'apps/Deployment' || key === 'apps/ReplicaSet') return validateWorkload(object.spec);
+  if (key === 'apps/Deployment' || key === 'apps/ReplicaSet' || key === 'apps/DaemonSet')
+    return validateWorkload(object.spec);
   return [];
 }
 
