@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { ApiException, CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { CoreV1ConfigMapClient } from './configmap-client.ts';
+import { KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { ApiRequestError, KubeJsonClient } from '../controllers/runtime/kube.ts';
+import { KubeConfigMapClient } from './configmap-client.ts';
 import { ConflictError } from './errors.ts';
 
 /**
@@ -62,9 +63,10 @@ function startServer() {
   });
 }
 
-describe('CoreV1ConfigMapClient against an HTTP API server', () => {
+describe('KubeConfigMapClient against an HTTP API server', () => {
   const server = startServer();
-  let client: CoreV1ConfigMapClient;
+  let api: KubeJsonClient;
+  let client: KubeConfigMapClient;
 
   before(async () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -76,9 +78,13 @@ describe('CoreV1ConfigMapClient against an HTTP API server', () => {
       contexts: [{ name: 'local', cluster: 'local', user: 'test' }],
       currentContext: 'local',
     });
-    client = new CoreV1ConfigMapClient(config.makeApiClient(CoreV1Api));
+    api = new KubeJsonClient(config);
+    client = new KubeConfigMapClient(api);
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => {
+    api.close();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
 
   const configMap = (resourceVersion?: string): V1ConfigMap => ({
     apiVersion: 'v1',
@@ -122,8 +128,12 @@ describe('CoreV1ConfigMapClient against an HTTP API server', () => {
 
   test('other errors pass through unchanged', async () => {
     await assert.rejects(client.get('portico-system', 'unavailable'), (error: unknown) => {
-      assert.ok(error instanceof ApiException);
-      assert.equal(error.code, 503);
+      assert.ok(error instanceof ApiRequestError);
+      assert.equal(error.statusCode, 503);
+      assert.equal(
+        error.message,
+        'GET /api/v1/namespaces/portico-system/configmaps/unavailable: 503 etcd is down',
+      );
       return true;
     });
   });

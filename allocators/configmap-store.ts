@@ -15,7 +15,7 @@ import { AllocationStateError, ConflictError, RangeMismatchError } from './error
 
 /**
  * The three ConfigMap calls the store needs. Small on purpose: tests implement it in memory,
- * production wraps CoreV1Api (see configmap-client.ts).
+ * production sends plain JSON over kept-alive connections (see configmap-client.ts).
  */
 export interface ConfigMapClient {
   /** The ConfigMap, or undefined when it does not exist (404). */

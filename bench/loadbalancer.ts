@@ -8,12 +8,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { V1Service } from '@kubernetes/client-node';
-import { createConnectionReuse } from '../controllers/loadbalancer/connection-reuse.ts';
 import {
   loadBalancerService,
   startLoadBalancerTestCluster,
 } from '../controllers/loadbalancer/test-cluster.ts';
 import { Informer } from '../controllers/runtime/informer.ts';
+import { createConnectionReuse } from '../controllers/runtime/kube.ts';
 import { testLogger } from '../controllers/runtime/testing/harness.ts';
 
 const services = Number(process.argv[2] ?? 1_000);

@@ -4,7 +4,6 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createEndpointInformers, type EndpointInformers } from './endpoint-informers.ts';
-import { KubeJsonWriter } from './endpoint-writer.ts';
 import {
   createEndpointsController,
   ENDPOINTS_CONTROLLER_NAME,
@@ -62,14 +61,12 @@ export function createEndpointControllers(
 ): EndpointControllers {
   const informers = createEndpointInformers(kubeConfig, logger);
   const recorder = (component: string) => new EventRecorder({ kubeConfig, component, logger });
-  const writer = new KubeJsonWriter(kubeConfig);
   const concurrency = config.concurrentServiceEndpointSyncs;
   const batchMs = config.endpointUpdatesBatchPeriodMs;
   const endpoints = createEndpointsController({
     kubeConfig,
     informers,
     logger,
-    writer,
     events: recorder(ENDPOINTS_CONTROLLER_NAME),
     endpointUpdatesBatchPeriodMs: batchMs,
     concurrency,
@@ -78,7 +75,6 @@ export function createEndpointControllers(
     kubeConfig,
     informers,
     logger,
-    writer,
     events: recorder(ENDPOINTSLICE_CONTROLLER_NAME),
     maxEndpointsPerSlice: config.maxEndpointsPerSlice,
     endpointUpdatesBatchPeriodMs: batchMs,
@@ -88,7 +84,6 @@ export function createEndpointControllers(
     kubeConfig,
     informers,
     logger,
-    writer,
     events: recorder(MIRRORING_CONTROLLER_NAME),
     maxEndpointsPerSubset: config.mirroringMaxEndpointsPerSubset,
   });

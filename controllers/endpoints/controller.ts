@@ -10,12 +10,11 @@ import {
   serviceKeysForPodUpdate,
   serviceKeysSelectingPod,
 } from '../endpoint-informers.ts';
-import { ENDPOINTS_PATH, KubeJsonWriter } from '../endpoint-writer.ts';
 import { TriggerTimeTracker } from '../endpointslice/trigger-time.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { objectKey, splitObjectKey } from '../runtime/informer.ts';
-import { apiStatusCode, describeError } from '../runtime/kube.ts';
+import { apiStatusCode, describeError, type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import type { ManagedController } from '../runtime/manager.ts';
 import { getOrCreateCounter, METRIC_PREFIX } from '../runtime/metrics.ts';
@@ -23,6 +22,9 @@ import { planEndpoints } from './plan.ts';
 
 /** Name of the controller in logs and metrics, and the component of its Events (as upstream). */
 export const ENDPOINTS_CONTROLLER_NAME = 'endpoint-controller';
+
+/** The collection path of Endpoints in a namespace. */
+const ENDPOINTS_PATH = (namespace: string) => `/api/v1/namespaces/${namespace}/endpoints`;
 
 /** Delay before looking again when the cache still shows an Endpoints older than our last write. */
 const STALE_CACHE_RETRY_MS = 100;
@@ -44,8 +46,6 @@ export interface EndpointsControllerOptions {
   kubeConfig: KubeConfig;
   informers: EndpointInformers;
   logger: Logger;
-  /** Shared writer (one keep-alive connection pool); one of its own when absent. */
-  writer?: KubeJsonWriter;
   /** Records Warning Events on Services whose Endpoints could not be written. */
   events?: EventRecorder;
   /** `--endpoint-updates-batch-period` in ms: pod changes wait this long so bursts sync once. Default 0. */
@@ -60,7 +60,7 @@ export interface EndpointsControllerOptions {
  */
 export class EndpointsReconciler implements Reconciler {
   readonly #informers: EndpointInformers;
-  readonly #api: KubeJsonWriter;
+  readonly #api: KubeJsonClient;
   readonly #events: EventRecorder | undefined;
   readonly #triggerTimes = new TriggerTimeTracker();
   /** resourceVersion of our last write per key, to recognise a cache that has not caught up. */
@@ -69,7 +69,7 @@ export class EndpointsReconciler implements Reconciler {
   /** @param options caches, credentials and Event recorder */
   constructor(options: EndpointsControllerOptions) {
     this.#informers = options.informers;
-    this.#api = options.writer ?? new KubeJsonWriter(options.kubeConfig);
+    this.#api = kubeJsonClient(options.kubeConfig);
     this.#events = options.events;
   }
 

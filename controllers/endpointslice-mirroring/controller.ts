@@ -6,12 +6,12 @@
 import type { KubeConfig, V1EndpointSlice } from '@kubernetes/client-node';
 import { LABEL_MANAGED_BY, MANAGED_BY_ENDPOINTSLICE_MIRRORING_CONTROLLER } from '../../api/labels.ts';
 import { type EndpointInformers, SLICE_SERVICE_INDEX } from '../endpoint-informers.ts';
-import { KubeJsonWriter } from '../endpoint-writer.ts';
 import { applySliceWrites } from '../endpointslice/controller.ts';
 import { EndpointSliceWriteTracker, serviceKeyOfSlice } from '../endpointslice/write-tracker.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { objectKey } from '../runtime/informer.ts';
+import { type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import {
   DEFAULT_MAX_MIRRORED_ENDPOINTS_PER_SUBSET,
@@ -30,8 +30,6 @@ export interface EndpointSliceMirroringControllerOptions {
   kubeConfig: KubeConfig;
   informers: EndpointInformers;
   logger: Logger;
-  /** Shared writer (one keep-alive connection pool); one of its own when absent. */
-  writer?: KubeJsonWriter;
   /** Records Warnings (addresses not mirrored, failed writes) on the Endpoints. */
   events?: EventRecorder;
   /** `--mirroring-max-endpoints-per-subset`, 1..1000, default 1000. */
@@ -43,7 +41,7 @@ export interface EndpointSliceMirroringControllerOptions {
 /** Mirrors one Endpoints object (key `namespace/name`, shared with its Service) into slices. */
 export class EndpointSliceMirroringReconciler implements Reconciler {
   readonly #informers: EndpointInformers;
-  readonly #api: KubeJsonWriter;
+  readonly #api: KubeJsonClient;
   readonly #events: EventRecorder | undefined;
   readonly #maxEndpointsPerSubset: number;
   /** Our own recent writes, so our slice events do not trigger syncs and a lagging cache is noticed. */
@@ -52,7 +50,7 @@ export class EndpointSliceMirroringReconciler implements Reconciler {
   /** @param options caches, credentials, Event recorder and mirroring cap */
   constructor(options: EndpointSliceMirroringControllerOptions) {
     this.#informers = options.informers;
-    this.#api = options.writer ?? new KubeJsonWriter(options.kubeConfig);
+    this.#api = kubeJsonClient(options.kubeConfig);
     this.#events = options.events;
     this.#maxEndpointsPerSubset = options.maxEndpointsPerSubset ?? DEFAULT_MAX_MIRRORED_ENDPOINTS_PER_SUBSET;
     validateMaxEndpointsPerSubset(this.#maxEndpointsPerSubset);

@@ -16,11 +16,10 @@ import {
   serviceKeysSelectingPod,
   serviceKeysWithPodsOnNode,
 } from '../endpoint-informers.ts';
-import { ENDPOINTSLICES_PATH, KubeJsonWriter } from '../endpoint-writer.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { objectKey } from '../runtime/informer.ts';
-import { apiStatusCode, describeError } from '../runtime/kube.ts';
+import { apiStatusCode, describeError, type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import { getOrCreateCounter, METRIC_PREFIX } from '../runtime/metrics.ts';
 import { DEFAULT_MAX_ENDPOINTS_PER_SLICE, planEndpointSlices, validateMaxEndpointsPerSlice } from './plan.ts';
@@ -45,6 +44,10 @@ const MISSING_NODE_RETRY_MS = 1000;
 
 /** Delay of syncs caused by slice events, so a burst of changes to one Service's slices is handled once. */
 const SLICE_EVENT_DELAY_MS = 1000;
+
+/** The collection path of EndpointSlices in a namespace. */
+const ENDPOINTSLICES_PATH = (namespace: string) =>
+  `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`;
 
 const sliceWrites = () =>
   getOrCreateCounter({
@@ -78,7 +81,7 @@ function isNamespaceTerminating(error: unknown): boolean {
  * create refused because the namespace is terminating).
  */
 export async function applySliceWrites(
-  api: KubeJsonWriter,
+  api: KubeJsonClient,
   writes: SliceWrites,
   controllerName: string,
   hooks: SliceWriteHooks = {},
@@ -133,8 +136,6 @@ export interface EndpointSliceControllerOptions {
   kubeConfig: KubeConfig;
   informers: EndpointInformers;
   logger: Logger;
-  /** Shared writer (one keep-alive connection pool); one of its own when absent. */
-  writer?: KubeJsonWriter;
   /** Records Warning Events on Services whose slices could not be written. */
   events?: EventRecorder;
   /** `--max-endpoints-per-slice`, 1..1000, default 100. */
@@ -151,7 +152,7 @@ export interface EndpointSliceControllerOptions {
  */
 export class EndpointSliceReconciler implements Reconciler {
   readonly #informers: EndpointInformers;
-  readonly #api: KubeJsonWriter;
+  readonly #api: KubeJsonClient;
   readonly #events: EventRecorder | undefined;
   readonly #maxEndpointsPerSlice: number;
   readonly #triggerTimes = new TriggerTimeTracker();
@@ -161,7 +162,7 @@ export class EndpointSliceReconciler implements Reconciler {
   /** @param options caches, credentials, Event recorder and slice size */
   constructor(options: EndpointSliceControllerOptions) {
     this.#informers = options.informers;
-    this.#api = options.writer ?? new KubeJsonWriter(options.kubeConfig);
+    this.#api = kubeJsonClient(options.kubeConfig);
     this.#events = options.events;
     this.#maxEndpointsPerSlice = options.maxEndpointsPerSlice ?? DEFAULT_MAX_ENDPOINTS_PER_SLICE;
     validateMaxEndpointsPerSlice(this.#maxEndpointsPerSlice);

@@ -27,11 +27,15 @@ import {
 import { Controller } from '../runtime/controller.ts';
 import type { EventType } from '../runtime/events.ts';
 import { Informer, type ManagedInformer, objectKey, splitObjectKey } from '../runtime/informer.ts';
-import { apiStatusCode, getJson } from '../runtime/kube.ts';
+import {
+  apiStatusCode,
+  createConnectionReuse,
+  getJson,
+  type RequestOptionsFactory,
+} from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import type { ManagedController } from '../runtime/manager.ts';
 import { getOrCreateGauge, METRIC_PREFIX } from '../runtime/metrics.ts';
-import { createConnectionReuse } from './connection-reuse.ts';
 import {
   desiredIngress,
   finalizersWith,
@@ -123,7 +127,7 @@ export class LoadBalancerController implements ManagedController {
   readonly #core: CoreV1Api;
   readonly #custom: CustomObjectsApi;
   /** Options of every merge patch; all writes share one connection pool. */
-  readonly #mergePatch: ReturnType<ReturnType<typeof createConnectionReuse>>;
+  readonly #mergePatch: ReturnType<RequestOptionsFactory>;
   readonly #serviceQueue: Controller;
   readonly #poolQueue: Controller;
   /** Services that wait for an address; any release or pool change retries them. */

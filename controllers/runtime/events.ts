@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { CoreV1Api, type CoreV1Event, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { apiStatusCode, describeError } from './kube.ts';
+import { apiStatusCode, createConnectionReuse, describeError } from './kube.ts';
 import type { Logger } from './logging.ts';
 
 /** The two Event types Kubernetes accepts. */
@@ -42,6 +42,8 @@ interface SeriesState {
  */
 export class EventRecorder {
   readonly #api: CoreV1Api;
+  /** Options of every call: all of this recorder's writes share one connection pool. */
+  readonly #reuse = createConnectionReuse()();
   readonly #component: string;
   readonly #instance: string;
   readonly #logger: Logger;
@@ -89,10 +91,10 @@ export class EventRecorder {
           return;
         }
       }
-      const created = await this.#api.createNamespacedEvent({
-        namespace: eventNamespace(obj),
-        body: this.#newEvent(obj, type, reason, message, now),
-      });
+      const created = await this.#api.createNamespacedEvent(
+        { namespace: eventNamespace(obj), body: this.#newEvent(obj, type, reason, message, now) },
+        this.#reuse,
+      );
       this.#remember(seriesKey, created);
     } catch (error) {
       this.#logger.warn('could not record event', {
@@ -113,11 +115,10 @@ export class EventRecorder {
     // One retry on conflict: someone else (another replica) touched the Event since we wrote it.
     for (let attempt = 0; attempt < 2; attempt += 1) {
       try {
-        return await this.#api.replaceNamespacedEvent({
-          name,
-          namespace,
-          body: { ...current, count: (current.count ?? 1) + 1, lastTimestamp: now },
-        });
+        return await this.#api.replaceNamespacedEvent(
+          { name, namespace, body: { ...current, count: (current.count ?? 1) + 1, lastTimestamp: now } },
+          this.#reuse,
+        );
       } catch (error) {
         const status = apiStatusCode(error);
         if (status === 404) {
@@ -127,7 +128,7 @@ export class EventRecorder {
           throw error;
         }
         try {
-          current = await this.#api.readNamespacedEvent({ name, namespace });
+          current = await this.#api.readNamespacedEvent({ name, namespace }, this.#reuse);
         } catch (readError) {
           if (apiStatusCode(readError) === 404) {
             return undefined;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
+import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
 import { NodePortRange } from '../../allocators/node-port-range.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
 import {
@@ -17,8 +18,8 @@ import {
   issueServingCertificate,
 } from '../../webhooks/certificates.ts';
 import { ServiceAllocators } from '../../webhooks/services/allocators.ts';
-import { KeepAliveConfigMapClient } from '../../webhooks/services/keep-alive-configmap-client.ts';
 import { DEFAULT_REPAIR_INTERVAL_MS } from '../allocator-repair/controller.ts';
+import { kubeJsonClient } from '../runtime/kube.ts';
 import { kubeConfigFor, startTestApiServer, waitFor } from '../runtime/testing/harness.ts';
 import { parseServiceAllocationFlags } from './flags.ts';
 
@@ -165,7 +166,8 @@ describe('portico-controller-manager with Service allocation', () => {
   });
 
   test('refuses to start when the stored ConfigMap belongs to another range', async () => {
-    const client = new KeepAliveConfigMapClient(kubeConfigFor(apiServer.kubeconfigPath));
+    const api = kubeJsonClient(kubeConfigFor(apiServer.kubeconfigPath));
+    const client = new KubeConfigMapClient(api);
     const stored = new ServiceAllocators({
       client,
       namespace: 'portico-system',
@@ -175,7 +177,7 @@ describe('portico-controller-manager with Service allocation', () => {
       },
     });
     await stored.clusterIP('IPv4')!.store.allocateNext();
-    client.close();
+    api.close();
     const { child, output } = start(['--service-cluster-ip-range=198.19.0.0/24']);
     const [code] = await once(child, 'exit');
     assert.equal(code, 1);

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
 import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
+import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
 import { NodePortRange } from '../../allocators/node-port-range.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
 import { ServiceAllocators } from '../../webhooks/services/allocators.ts';
 import { serviceIndexers } from '../../webhooks/services/held.ts';
-import { KeepAliveConfigMapClient } from '../../webhooks/services/keep-alive-configmap-client.ts';
 import { Controller } from '../runtime/controller.ts';
 import { Informer } from '../runtime/informer.ts';
+import { type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import { kubeConfigFor, startTestApiServer, testLogger, waitFor } from '../runtime/testing/harness.ts';
 import { ServiceAllocationReleaser } from './release.ts';
 
@@ -18,7 +19,8 @@ let core: CoreV1Api;
 let allocators: ServiceAllocators;
 let services: Informer<V1Service>;
 let controller: Controller;
-let client: KeepAliveConfigMapClient;
+let client: KubeConfigMapClient;
+let api: KubeJsonClient;
 
 async function isAllocated(value: string | number): Promise<boolean> {
   if (typeof value === 'number') {
@@ -55,7 +57,8 @@ before(async () => {
   const kubeConfig = kubeConfigFor(apiServer.kubeconfigPath);
   core = kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
-  client = new KeepAliveConfigMapClient(kubeConfig);
+  api = kubeJsonClient(kubeConfig);
+  client = new KubeConfigMapClient(api);
   allocators = new ServiceAllocators({
     client,
     namespace,
@@ -91,7 +94,7 @@ before(async () => {
 after(async () => {
   await controller?.stop(1000);
   await services?.stop();
-  client?.close();
+  api?.close();
   await apiServer?.close();
 });
 

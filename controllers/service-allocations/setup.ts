@@ -4,17 +4,18 @@
  * release controller and the repair loop.
  */
 import type { KubeConfig, V1Service } from '@kubernetes/client-node';
+import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
 import type { ConfigMapClient } from '../../allocators/configmap-store.ts';
 import { clusterIPLookup } from '../../webhooks/endpoints/validate.ts';
 import { webhookRoutes } from '../../webhooks/routes.ts';
 import { WebhookServer } from '../../webhooks/server.ts';
 import { ServiceAllocators } from '../../webhooks/services/allocators.ts';
 import { serviceIndexers } from '../../webhooks/services/held.ts';
-import { KeepAliveConfigMapClient } from '../../webhooks/services/keep-alive-configmap-client.ts';
 import { ALLOCATOR_REPAIR_CONTROLLER, AllocatorRepairController } from '../allocator-repair/controller.ts';
 import { Controller } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import { Informer } from '../runtime/informer.ts';
+import { kubeJsonClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import type { Manager } from '../runtime/manager.ts';
 import type { ServiceAllocationConfig } from './flags.ts';
@@ -64,7 +65,7 @@ export async function setUpServiceAllocation(
 ): Promise<ServiceAllocation> {
   const { kubeConfig, manager, namespace, config, logger } = options;
   const allocators = new ServiceAllocators({
-    client: options.configMapClient ?? new KeepAliveConfigMapClient(kubeConfig),
+    client: options.configMapClient ?? new KubeConfigMapClient(kubeJsonClient(kubeConfig)),
     namespace,
     ranges: { serviceCIDRs: config.serviceCIDRs, nodePortRange: config.nodePortRange },
   });

@@ -16,9 +16,11 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
+import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
 import { NodePortRange } from '../../allocators/node-port-range.ts';
 import { allocationConfigMapName } from '../../api/allocation.ts';
 import { Informer } from '../../controllers/runtime/informer.ts';
+import { kubeJsonClient } from '../../controllers/runtime/kube.ts';
 import {
   kubeConfigFor,
   startTestApiServer,
@@ -33,7 +35,6 @@ import { webhookRoutes } from '../routes.ts';
 import { WebhookServer } from '../server.ts';
 import { ServiceAllocators } from './allocators.ts';
 import { serviceIndexers } from './held.ts';
-import { KeepAliveConfigMapClient } from './keep-alive-configmap-client.ts';
 
 const run = promisify(execFile);
 const namespace = 'portico-system';
@@ -81,7 +82,7 @@ before(async () => {
   await issueServingCertificate(ca, 'portico-webhook', ['IP:127.0.0.1'], certFile, keyFile);
   const logger = testLogger();
   const allocators = new ServiceAllocators({
-    client: new KeepAliveConfigMapClient(kubeConfig),
+    client: new KubeConfigMapClient(kubeJsonClient(kubeConfig)),
     namespace,
     ranges: {
       serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),

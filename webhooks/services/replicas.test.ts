@@ -14,11 +14,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Service } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
 import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
-import { CoreV1ConfigMapClient } from '../../allocators/configmap-client.ts';
+import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
 import { NodePortRange } from '../../allocators/node-port-range.ts';
 import { AllocatorRepairController } from '../../controllers/allocator-repair/controller.ts';
 import { Informer } from '../../controllers/runtime/informer.ts';
-import { describeError } from '../../controllers/runtime/kube.ts';
+import { describeError, kubeJsonClient } from '../../controllers/runtime/kube.ts';
 import {
   kubeConfigFor,
   startTestApiServer,
@@ -122,7 +122,7 @@ before(async () => {
   await admission.createMutatingWebhookConfiguration({ body: mutating });
   await admission.createValidatingWebhookConfiguration({ body: validating });
   allocators = new ServiceAllocators({
-    client: new CoreV1ConfigMapClient(core),
+    client: new KubeConfigMapClient(kubeJsonClient(kubeConfig)),
     namespace,
     ranges: {
       serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),

@@ -7,16 +7,16 @@
  */
 import type { V1Service } from '@kubernetes/client-node';
 import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
+import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
 import { NodePortRange } from '../../allocators/node-port-range.ts';
 import { Informer } from '../../controllers/runtime/informer.ts';
-import { loadKubeConfig } from '../../controllers/runtime/kube.ts';
+import { kubeJsonClient, loadKubeConfig } from '../../controllers/runtime/kube.ts';
 import { createLogger } from '../../controllers/runtime/logging.ts';
 import { clusterIPLookup } from '../endpoints/validate.ts';
 import { webhookRoutes } from '../routes.ts';
 import { WebhookServer } from '../server.ts';
 import { ServiceAllocators } from '../services/allocators.ts';
 import { serviceIndexers } from '../services/held.ts';
-import { KeepAliveConfigMapClient } from '../services/keep-alive-configmap-client.ts';
 
 const [kubeconfigPath, namespace, certFile, keyFile, range] = process.argv.slice(2);
 if (!kubeconfigPath || !namespace || !certFile || !keyFile) {
@@ -28,7 +28,7 @@ if (!kubeconfigPath || !namespace || !certFile || !keyFile) {
 const logger = createLogger({ level: process.env['PORTICO_TEST_LOG_LEVEL'] ?? 'silent' });
 const { kubeConfig } = loadKubeConfig({ kubeconfigPath });
 const allocators = new ServiceAllocators({
-  client: new KeepAliveConfigMapClient(kubeConfig),
+  client: new KubeConfigMapClient(kubeJsonClient(kubeConfig)),
   namespace,
   ranges: {
     serviceCIDRs: parseServiceClusterIPRanges(range ?? '198.19.0.0/16'),
