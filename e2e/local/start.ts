@@ -65,7 +65,8 @@ export function parseLocalStartArgs(args: readonly string[]): LocalStartOptions 
 
 /** What to print once the cluster serves: how to use it with kubectl and how to reach pods. */
 export function nextSteps(kubeconfigPath: string, cluster: LocalCluster): string {
-  const shown = relative(process.cwd(), kubeconfigPath) || kubeconfigPath;
+  const fromHere = relative(process.cwd(), kubeconfigPath);
+  const shown = fromHere === '' || fromHere.startsWith('..') ? kubeconfigPath : fromHere;
   const lines = [
     `portico local cluster: ${cluster.nodes.length} node(s), ${cluster.dataplane ? 'dataplane' : 'control-plane only'}`,
     `  export KUBECONFIG=${shown}`,
@@ -122,9 +123,7 @@ export async function runLocalCluster(args: readonly string[]): Promise<void> {
     throw error;
   }
   process.stdout.write(nextSteps(server.kubeconfigPath, cluster));
-  process.stdout.write(
-    `  component logs: ${portico.logFiles.map((file) => relative(process.cwd(), file)).join(', ')}\n`,
-  );
+  process.stdout.write(`  component logs: ${portico.logFiles.join(', ')}\n`);
   process.stdout.write('READY\n');
   let stopping = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
