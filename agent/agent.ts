@@ -26,6 +26,8 @@ import {
   IptablesProxier,
 } from './iptables/proxier.ts';
 import { DEFAULT_IPTABLES_RENDER_OPTIONS } from './iptables/render.ts';
+import { IpvsProxier } from './ipvs/proxier.ts';
+import { DEFAULT_IPVS_RENDER_OPTIONS } from './ipvs/render.ts';
 import { type AgentMetrics, agentMetrics, recordRuleCounts, triggerTimeOf } from './metrics.ts';
 import { NftablesProxier } from './nftables/proxier.ts';
 import { DEFAULT_NFTABLES_RENDER_OPTIONS } from './nftables/render.ts';
@@ -40,6 +42,8 @@ import { SyncRunner } from './sync-runner.ts';
 export interface AgentProxier extends Proxier<RenderedRuleset> {
   /** Per-service objects in the kernel now; a full sync deletes those no longer wanted. */
   existingObjects(): Promise<Set<string>>;
+  /** Ends work the proxier runs between syncs, if any. */
+  stop?(): void;
 }
 
 /** The iptables proxier under the name the agent's contract uses for "what the kernel holds". */
@@ -49,25 +53,17 @@ class AgentIptablesProxier extends IptablesProxier implements AgentProxier {
   }
 }
 
-/** `--mode` names a mode this build cannot run. */
-export class UnavailableModeError extends Error {
-  constructor(mode: string) {
-    super(
-      `--mode: Unsupported value: "${mode}": the ${mode} proxier is not available yet; use --mode iptables or nftables`,
-    );
-    this.name = 'UnavailableModeError';
-  }
-}
-
 /**
- * Builds the proxier of `config.mode` for one family. The seam for the proxy modes: a mode is
- * available once its proxier implements {@link AgentProxier}; IPVS is not there yet.
+ * Builds the proxier of `config.mode` for one family. The seam for the proxy modes. `ipvs` must
+ * already be resolved against the kernel (`resolveProxyMode`): here it means IPVS is there.
+ * `onBackgroundError` receives failures of work between syncs (IPVS drain checks).
  */
 export function createProxier(
   config: AgentConfig,
   family: IPFamily,
   run: CommandRunner,
   backend: IptablesBackend,
+  onBackgroundError: (error: unknown) => void = () => undefined,
 ): AgentProxier {
   const common = {
     clusterCIDRs: config.clusterCIDRs,
@@ -84,14 +80,14 @@ export function createProxier(
       });
     case 'nftables':
       return new NftablesProxier({ family, run, render: { ...DEFAULT_NFTABLES_RENDER_OPTIONS, ...common } });
-    default:
-      throw new UnavailableModeError(config.mode);
+    case 'ipvs':
+      return new IpvsProxier({
+        family,
+        run,
+        render: { ...DEFAULT_IPVS_RENDER_OPTIONS, ...common },
+        onDrainError: onBackgroundError,
+      });
   }
-}
-
-/** Throws {@link UnavailableModeError} when this build has no proxier for `mode`. */
-export function checkModeAvailable(mode: AgentConfig['mode']): void {
-  if (mode === 'ipvs') throw new UnavailableModeError(mode);
 }
 
 /**
@@ -150,6 +146,11 @@ export class NodeAgent {
   readonly #proxiers = new Map<IPFamily, AgentProxier>();
   readonly #owned = new Map<IPFamily, ReadonlySet<string>>();
   readonly #previous = new Map<IPFamily, DesiredState>();
+  /**
+   * Families whose kernel state may differ from the last ruleset's `ownedObjects` (a failed apply,
+   * or objects removed behind the agent's back): their next full sync reads the kernel back.
+   */
+  readonly #untrusted = new Set<IPFamily>();
   /** Trigger times of slice changes not yet applied, by `namespace/name` of the slice. */
   readonly #pendingTriggerTimes = new Map<string, number>();
   readonly #services: Informer<V1Service>;
@@ -222,7 +223,6 @@ export class NodeAgent {
    */
   static async start(options: NodeAgentOptions): Promise<NodeAgent> {
     const run = options.run ?? commandRunner();
-    checkModeAvailable(options.config.mode);
     const backend = options.config.mode === 'iptables' ? await detectIptablesBackend(run) : 'default';
     const agent = new NodeAgent({ ...options, run }, backend);
     try {
@@ -261,6 +261,7 @@ export class NodeAgent {
     clearInterval(this.#canaryTimer);
     this.#runner.stop();
     await this.#runner.whenIdle();
+    for (const proxier of this.#proxiers.values()) proxier.stop?.();
     await Promise.all([this.#services.stop(), this.#slices.stop(), this.#nodes.stop()]);
     await this.#serviceHealth.close();
     for (const server of [this.#healthzServer, this.#metricsServer]) {
@@ -272,7 +273,12 @@ export class NodeAgent {
 
   #ensureProxier(family: IPFamily): void {
     if (this.#proxiers.has(family)) return;
-    this.#proxiers.set(family, createProxier(this.#config, family, this.#run, this.#backend));
+    this.#proxiers.set(
+      family,
+      createProxier(this.#config, family, this.#run, this.#backend, (error) =>
+        this.#logger.warn('IPVS drain check failed', { family, ...errorFields(error) }),
+      ),
+    );
   }
 
   #wireInformers(): void {
@@ -371,6 +377,7 @@ export class NodeAgent {
     Promise.all(checks).then(
       (lost) => {
         if (!lost.includes(true)) return;
+        for (const family of this.#proxiers.keys()) this.#untrusted.add(family);
         this.#logger.warn('Portico chains were removed by someone else; running a full sync');
         this.#runner.requestFullSync();
       },
@@ -389,16 +396,20 @@ export class NodeAgent {
       for (const [family, proxier] of this.#proxiers) {
         const owned = this.#owned.get(family);
         let scope: SyncScope;
-        if (full || owned === undefined) {
-          // After a failure or a flush the kernel may hold anything: read it back.
+        if (owned === undefined || (full && this.#untrusted.has(family))) {
+          // At start, after a failure or a flush the kernel may hold anything: read it back.
           const existing = new Set([...(owned ?? []), ...(await proxier.existingObjects())]);
           scope = { changedServices: 'all', existingObjects: existing };
+        } else if (full) {
+          // A periodic resync: the last applied ruleset says what the kernel holds, so no listing.
+          scope = { changedServices: 'all', existingObjects: owned };
         } else {
           scope = { changedServices: snapshot.changedServices, existingObjects: owned };
         }
         const ruleset = proxier.render(snapshot.desired[family], node, scope);
         await proxier.apply(ruleset);
         this.#owned.set(family, ruleset.ownedObjects);
+        if (ruleset.full) this.#untrusted.delete(family);
         if ('filter' in ruleset && 'nat' in ruleset)
           recordRuleCounts(
             this.#metrics,
@@ -408,6 +419,7 @@ export class NodeAgent {
       }
     } catch (error) {
       // The changes are retried by the next (full) sync; their latency counts from the same trigger.
+      for (const family of this.#proxiers.keys()) this.#untrusted.add(family);
       for (const [key, time] of triggerTimes)
         if (!this.#pendingTriggerTimes.has(key)) this.#pendingTriggerTimes.set(key, time);
       throw error;
@@ -446,7 +458,6 @@ export class NodeAgent {
 
 /** `--cleanup`: removes every Portico rule of the mode, both families. */
 export async function cleanupRules(config: AgentConfig, run: CommandRunner = commandRunner()): Promise<void> {
-  checkModeAvailable(config.mode);
   const backend = config.mode === 'iptables' ? await detectIptablesBackend(run) : 'default';
   for (const family of ['IPv4', 'IPv6'] as const) await createProxier(config, family, run, backend).cleanup();
 }

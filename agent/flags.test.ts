@@ -17,6 +17,7 @@ describe('portico-agent flags', () => {
       healthzBindAddress: '0.0.0.0:10256',
       metricsBindAddress: '127.0.0.1:10249',
       cleanup: false,
+      noFallback: false,
       logLevel: undefined,
     });
   });
@@ -45,6 +46,7 @@ describe('portico-agent flags', () => {
         '--metrics-bind-address',
         '0.0.0.0:0',
         '--cleanup',
+        '--no-fallback',
         '--log-level',
         'debug',
       ],
@@ -63,6 +65,7 @@ describe('portico-agent flags', () => {
       healthzBindAddress: '[::]:10256',
       metricsBindAddress: '0.0.0.0:0',
       cleanup: true,
+      noFallback: true,
       logLevel: 'debug',
     });
   });

@@ -25,6 +25,8 @@ export interface AgentConfig {
   readonly healthzBindAddress: string;
   readonly metricsBindAddress: string;
   readonly cleanup: boolean;
+  /** `--no-fallback`: with `--mode ipvs` on a kernel without IPVS, fail instead of running iptables. */
+  readonly noFallback: boolean;
   readonly logLevel: string | undefined;
 }
 
@@ -54,6 +56,8 @@ Flags:
   --healthz-bind-address HOST:PORT  /healthz and /livez (default 0.0.0.0:10256)
   --metrics-bind-address HOST:PORT  /metrics (default 127.0.0.1:10249)
   --cleanup                         remove every Portico rule of the mode and exit
+  --no-fallback                     with --mode ipvs, exit with an error when the kernel lacks IPVS
+                                    instead of falling back to iptables
   --log-level LEVEL                 ${LOG_LEVELS.join('|')} (default info)
   --help                            print this text
 `;
@@ -99,6 +103,7 @@ export function parseAgentFlags(argv: readonly string[], machineHostname: string
         'healthz-bind-address': { type: 'string', default: '0.0.0.0:10256' },
         'metrics-bind-address': { type: 'string', default: '127.0.0.1:10249' },
         cleanup: { type: 'boolean', default: false },
+        'no-fallback': { type: 'boolean', default: false },
         'log-level': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
@@ -148,6 +153,7 @@ export function parseAgentFlags(argv: readonly string[], machineHostname: string
     healthzBindAddress: values['healthz-bind-address'] as string,
     metricsBindAddress: values['metrics-bind-address'] as string,
     cleanup: values['cleanup'] === true,
+    noFallback: values['no-fallback'] === true,
     logLevel,
   };
 }

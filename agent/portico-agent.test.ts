@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { detectIpvsSupport } from './ipvs/detect.ts';
 import { countRules, LAST_CHANGE_TRIGGER_TIME_ANNOTATION, triggerTimeOf } from './metrics.ts';
 
 const entrypoint = new URL('./portico-agent.ts', import.meta.url).pathname;
@@ -28,10 +29,40 @@ describe('portico-agent entrypoint', () => {
     assert.match(result.stderr, /Usage: portico-agent/);
   });
 
-  test('a mode this build lacks exits 2 with a clear message, before touching the API or the kernel', async () => {
-    const result = await runAgent(['--mode', 'ipvs', '--kubeconfig', '/nonexistent']);
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /the ipvs proxier is not available yet; use --mode iptables or nftables/);
+  test('--mode ipvs on a kernel without IPVS logs one fallback line and goes on in iptables mode', async () => {
+    const support = await detectIpvsSupport();
+    const result = await runAgent(['--mode', 'ipvs', '--kubeconfig', '/nonexistent/kubeconfig']);
+    // The missing kubeconfig stops the agent right after the mode is settled.
+    assert.equal(result.code, 1);
+    const fallbackLines = result.stdout.split('\n').filter((line) => line.includes('falling back to'));
+    if (support.supported) {
+      assert.deepEqual(fallbackLines, []);
+    } else {
+      assert.equal(fallbackLines.length, 1, result.stdout);
+      assert.match(
+        fallbackLines[0]!,
+        /IPVS is not supported by this kernel \(.*\); falling back to the iptables proxy mode/,
+      );
+    }
+  });
+
+  test('--mode ipvs --no-fallback on a kernel without IPVS exits 1 with the reason, before reading the kubeconfig', async (t) => {
+    const support = await detectIpvsSupport();
+    if (support.supported) {
+      t.diagnostic(`this kernel has IPVS (${support.reason}); nothing to refuse`);
+      return;
+    }
+    const result = await runAgent([
+      '--mode',
+      'ipvs',
+      '--no-fallback',
+      '--kubeconfig',
+      '/nonexistent/kubeconfig',
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /--mode: Invalid value: "ipvs": the kernel does not support IPVS/);
+    assert.match(result.stderr, /--no-fallback is set/);
+    assert.doesNotMatch(result.stdout + result.stderr, /nonexistent/);
   });
 
   test('without a kubeconfig the agent exits 1 and says why', async () => {

@@ -5,8 +5,9 @@
 import { hostname } from 'node:os';
 import { loadKubeConfig } from '../controllers/runtime/kube.ts';
 import { createLogger, errorFields } from '../controllers/runtime/logging.ts';
-import { checkModeAvailable, cleanupRules, NodeAgent, UnavailableModeError } from './agent.ts';
+import { cleanupRules, NodeAgent } from './agent.ts';
 import { type AgentConfig, FlagError, parseAgentFlags, USAGE } from './flags.ts';
+import { resolveProxyMode } from './ipvs/detect.ts';
 
 async function main(): Promise<number> {
   let config: AgentConfig | null;
@@ -25,8 +26,19 @@ async function main(): Promise<number> {
     level: config.logLevel,
     fields: { component: 'portico-agent', node: config.hostname },
   });
+  let mode: AgentConfig['mode'];
   try {
-    checkModeAvailable(config.mode);
+    mode = await resolveProxyMode(config.mode, {
+      noFallback: config.noFallback,
+      log: (message) => logger.warn(message),
+    });
+  } catch (error) {
+    process.stderr.write(`portico-agent: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+  // From here on the mode is the one that runs, which /proxyMode and the logs report.
+  config = { ...config, mode };
+  try {
     if (config.cleanup) {
       await cleanupRules(config);
       logger.info('removed every Portico rule', { mode: config.mode });
@@ -47,10 +59,6 @@ async function main(): Promise<number> {
     await agent.stop();
     return 0;
   } catch (error) {
-    if (error instanceof UnavailableModeError) {
-      process.stderr.write(`portico-agent: ${error.message}\n`);
-      return 2;
-    }
     logger.error('portico-agent failed', errorFields(error));
     return 1;
   }

@@ -12,7 +12,7 @@ describe('IPVS detection on this machine (no IPVS module)', () => {
     assert.match(support.reason, /\/proc\/net\/ip_vs does not exist/);
   });
 
-  test('--proxy-mode ipvs falls back to iptables with exactly one log line', async () => {
+  test('--mode ipvs falls back to iptables with exactly one log line', async () => {
     const lines: string[] = [];
     const mode = await resolveProxyMode('ipvs', { noFallback: false, log: (line) => lines.push(line) });
     assert.equal(mode, 'iptables');
@@ -23,12 +23,12 @@ describe('IPVS detection on this machine (no IPVS module)', () => {
     );
   });
 
-  test('--proxy-mode ipvs with --no-fallback fails with a clear error and logs nothing', async () => {
+  test('--mode ipvs with --no-fallback fails with a clear error and logs nothing', async () => {
     const lines: string[] = [];
     await assert.rejects(
       resolveProxyMode('ipvs', { noFallback: true, log: (line) => lines.push(line) }),
       (error: Error) => {
-        assert.match(error.message, /^--proxy-mode: Invalid value: "ipvs": the kernel does not support IPVS/);
+        assert.match(error.message, /^--mode: Invalid value: "ipvs": the kernel does not support IPVS/);
         assert.match(error.message, /--no-fallback/);
         return true;
       },

@@ -1,6 +1,6 @@
 /**
  * Whether this node's kernel can run the IPVS mode, and the mode the agent runs as a result. As
- * kube-proxy does, `--proxy-mode ipvs` on a kernel without IPVS falls back to iptables with one
+ * kube-proxy does, `--mode ipvs` on a kernel without IPVS falls back to iptables with one
  * log line, unless `--no-fallback` asks for an error instead.
  */
 import { readFile } from 'node:fs/promises';
@@ -78,7 +78,7 @@ export async function resolveProxyMode(
   if (support.supported) return 'ipvs';
   if (options.noFallback)
     throw new Error(
-      `--proxy-mode: Invalid value: "ipvs": the kernel does not support IPVS (${support.reason}); load the ip_vs module or choose "iptables" or "nftables" (--no-fallback is set, so no fallback to iptables)`,
+      `--mode: Invalid value: "ipvs": the kernel does not support IPVS (${support.reason}); load the ip_vs module or choose "iptables" or "nftables" (--no-fallback is set, so no fallback to iptables)`,
     );
   options.log(
     `IPVS is not supported by this kernel (${support.reason}); falling back to the iptables proxy mode`,

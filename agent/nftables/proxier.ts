@@ -8,7 +8,7 @@
 import { type CommandResult, type CommandRunner, commandRunner } from '../iptables/proxier.ts';
 import type { Proxier, SyncScope } from '../proxier.ts';
 import type { DesiredState, IPFamily, NodeInfo } from '../state/types.ts';
-import { isServiceChain, TABLE_NAME, tableFamily } from './names.ts';
+import { isServiceChain, SERVICE_IPS_MAP, SERVICES_CHAIN, TABLE_NAME, tableFamily } from './names.ts';
 import {
   DEFAULT_NFTABLES_RENDER_OPTIONS,
   type NftablesRenderOptions,
@@ -113,11 +113,14 @@ export class NftablesProxier implements Proxier<NftablesRuleset> {
     );
   }
 
-  /** True when our table or its `services` chain is gone (someone ran `nft flush ruleset` or deleted it). */
+  /**
+   * True when our table or its `services` chain is gone (`nft flush ruleset`, a deleted table), or
+   * the chain lost its dispatch rule (`nft flush table` keeps chains but empties them).
+   */
   async lostState(): Promise<boolean> {
     const [family, name] = this.#table.split(' ') as [string, string];
-    const result = await this.#run('nft', ['list', 'chain', family, name, 'services']);
-    return result.code !== 0;
+    const result = await this.#run('nft', ['list', 'chain', family, name, SERVICES_CHAIN]);
+    return result.code !== 0 || !result.stdout.includes(`@${SERVICE_IPS_MAP}`);
   }
 
   /** Deletes Portico's table (with everything in it); other tables stay. A missing table is fine. */
