@@ -1,7 +1,7 @@
 /**
- * The contract between the agent's sync loop and a proxy mode (iptables now; nftables and IPVS
- * later). A mode differs only in how it renders and applies: change tracking, endpoint
- * categorisation and sync pacing are shared.
+ * The contract between the agent's sync loop and a proxy mode (iptables, nftables, IPVS). A mode
+ * differs only in how it renders and applies: change tracking, endpoint categorisation and sync
+ * pacing are shared.
  */
 import type { DesiredState, NodeInfo } from './state/types.ts';
 
