@@ -186,3 +186,44 @@ export function serviceKeysForPodUpdate(services: ServiceIndex, oldPod: V1Pod, n
   for (const key of after) if (!before.has(key)) difference.add(key);
   return difference;
 }
+
+/** The part of a controller that {@link queueServicesOnServiceAndPodEvents} queues keys into. */
+export interface ServiceKeyQueue {
+  enqueue(key: string): void;
+  enqueueAfter(key: string, delayMs: number): void;
+}
+
+/**
+ * Queues a Service's key on every change to it, and the keys of the Services selecting a pod on
+ * every relevant pod change, as both endpoint controllers react. Pod-driven keys wait
+ * `batchPeriodMs` when it is positive (`--endpoint-updates-batch-period`), so a rollout touching
+ * many pods costs one sync per Service instead of one per pod. Returns the pod-driven enqueue so
+ * a controller can queue Services for other events (node changes) under the same batching.
+ */
+export function queueServicesOnServiceAndPodEvents(
+  informers: Pick<EndpointInformers, 'services' | 'pods'>,
+  queue: ServiceKeyQueue,
+  batchPeriodMs: number,
+): (serviceKeys: Iterable<string>) => void {
+  const enqueuePodServices = (keys: Iterable<string>) => {
+    for (const key of keys) {
+      if (batchPeriodMs > 0) queue.enqueueAfter(key, batchPeriodMs);
+      else queue.enqueue(key);
+    }
+  };
+  informers.services.addEventHandler({
+    onAdd: (service) => queue.enqueue(objectKey(service)),
+    onUpdate: (previous, service) => {
+      if (previous.metadata?.resourceVersion !== service.metadata?.resourceVersion)
+        queue.enqueue(objectKey(service));
+    },
+    onDelete: (service) => queue.enqueue(objectKey(service)),
+  });
+  informers.pods.addEventHandler({
+    onAdd: (pod) => enqueuePodServices(serviceKeysSelectingPod(informers.services, pod)),
+    onUpdate: (previous, pod) =>
+      enqueuePodServices(serviceKeysForPodUpdate(informers.services, previous, pod)),
+    onDelete: (pod) => enqueuePodServices(serviceKeysSelectingPod(informers.services, pod)),
+  });
+  return enqueuePodServices;
+}

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api } from '@kubernetes/client-node';
@@ -12,7 +11,7 @@ import {
   UsageError,
   usage,
 } from './portico-controller-manager.ts';
-import { kubeConfigFor, startTestApiServer, waitFor } from './runtime/testing/harness.ts';
+import { freePort, kubeConfigFor, startTestApiServer, waitFor } from './runtime/testing/harness.ts';
 
 const ENTRYPOINT = fileURLToPath(new URL('./portico-controller-manager.ts', import.meta.url));
 
@@ -160,14 +159,6 @@ describe('controller manager flags', () => {
     assert.match(stderr, /--leader-elect-lease-duration: Invalid value: "soon"/);
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** One controller manager child process, with its identity (from its logs) and metrics port. */
 interface ManagerProcess {

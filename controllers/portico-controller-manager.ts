@@ -18,6 +18,7 @@ import {
   type LoadBalancerConfig,
   parseLoadBalancerFlags,
 } from './loadbalancer/flags.ts';
+import { goDurationMs } from './runtime/duration.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { loadKubeConfig } from './runtime/kube.ts';
 import { DEFAULT_LEADER_ELECTION_TIMING, validateLeaderElectionTiming } from './runtime/leader-election.ts';
@@ -133,25 +134,13 @@ export function usage(): string {
  * and the value as Kubernetes components do.
  */
 export function parseDuration(value: string, flag: string): number {
-  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let offset = 0;
-  while (offset < value.length) {
-    part.lastIndex = offset;
-    const match = part.exec(value);
-    if (!match) {
-      break;
-    }
-    total += Number(match[1]) * unitMs[match[2]!]!;
-    offset = part.lastIndex;
-  }
-  if (value === '' || offset !== value.length) {
+  const ms = goDurationMs(value);
+  if (ms === undefined) {
     throw new UsageError(
       `${flag}: Invalid value: ${JSON.stringify(value)}: must be a duration such as "500ms", "15s" or "1m30s"`,
     );
   }
-  return Math.round(total);
+  return ms;
 }
 
 /**

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type CoreV1Event, type V1Service } from '@kubernetes/client-node';
-import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
-import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
-import { NodePortRange } from '../../allocators/node-port-range.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
-import { ServiceAllocators } from '../../webhooks/services/allocators.ts';
-import { serviceIndexers } from '../../webhooks/services/held.ts';
+import type { ServiceAllocators } from '../../webhooks/services/allocators.ts';
+import {
+  createServiceHolding,
+  indexedServicesInformer,
+  testServiceAllocators,
+} from '../../webhooks/testing/services.ts';
 import { EventRecorder } from '../runtime/events.ts';
-import { Informer } from '../runtime/informer.ts';
+import type { Informer } from '../runtime/informer.ts';
 import { type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import { renderMetrics } from '../runtime/metrics.ts';
 import { kubeConfigFor, startTestApiServer, testLogger, waitFor } from '../runtime/testing/harness.ts';
@@ -19,7 +20,6 @@ let apiServer: ApiServer;
 let core: CoreV1Api;
 let allocators: ServiceAllocators;
 let services: Informer<V1Service>;
-let client: KubeConfigMapClient;
 let api: KubeJsonClient;
 let events: EventRecorder;
 
@@ -36,22 +36,6 @@ async function allocatedPorts(): Promise<number[]> {
   return [...allocator.allocated()];
 }
 
-async function createService(name: string, ip: string, nodePort?: number): Promise<void> {
-  await core.createNamespacedService({
-    namespace: 'default',
-    body: {
-      metadata: { name },
-      spec: {
-        type: nodePort === undefined ? 'ClusterIP' : 'NodePort',
-        clusterIP: ip,
-        clusterIPs: [ip],
-        selector: { app: name },
-        ports: [{ port: 80, ...(nodePort === undefined ? {} : { nodePort }) }],
-      },
-    },
-  });
-}
-
 async function warningsOn(name: string): Promise<CoreV1Event[]> {
   const list = await core.listNamespacedEvent({ namespace: 'default' });
   return list.items.filter((event) => event.involvedObject.name === name && event.type === 'Warning');
@@ -63,22 +47,9 @@ before(async () => {
   core = kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   api = kubeJsonClient(kubeConfig);
-  client = new KubeConfigMapClient(api);
-  allocators = new ServiceAllocators({
-    client,
-    namespace,
-    ranges: {
-      serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),
-      nodePortRange: new NodePortRange(),
-    },
-  });
+  allocators = testServiceAllocators(api, namespace);
   const logger = testLogger();
-  services = new Informer<V1Service>({
-    kubeConfig,
-    path: '/api/v1/services',
-    indexers: serviceIndexers,
-    logger,
-  });
+  services = indexedServicesInformer(kubeConfig, logger);
   services.start();
   await services.waitForSync();
   events = new EventRecorder({ kubeConfig, component: 'allocator-repair', logger });
@@ -92,10 +63,10 @@ after(async () => {
 
 describe('allocator repair loop', () => {
   test('duplicates and out-of-range addresses get Warning Events naming the other Service; nothing is taken', async () => {
-    await createService('dup-a', '198.19.3.3');
-    await createService('dup-b', '198.19.3.3');
-    await createService('outside', '10.0.0.1');
-    await createService('unmarked', '198.19.4.4', 30444);
+    await createServiceHolding(core, 'dup-a', '198.19.3.3');
+    await createServiceHolding(core, 'dup-b', '198.19.3.3');
+    await createServiceHolding(core, 'outside', '10.0.0.1');
+    await createServiceHolding(core, 'unmarked', '198.19.4.4', 30444);
     await waitFor(() => services.list().length === 4, 'the Services in the cache');
     const repair = new AllocatorRepairController({
       allocators,

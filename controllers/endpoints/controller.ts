@@ -7,8 +7,7 @@ import { ANNOTATION_LEADER_ELECTION } from '../../api/labels.ts';
 import {
   type EndpointInformers,
   podsSelectedByService,
-  serviceKeysForPodUpdate,
-  serviceKeysSelectingPod,
+  queueServicesOnServiceAndPodEvents,
 } from '../endpoint-informers.ts';
 import { TriggerTimeTracker } from '../endpointslice/trigger-time.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.ts';
@@ -145,26 +144,7 @@ export function createEndpointsController(options: EndpointsControllerOptions): 
   });
   const { informers } = options;
   const batchMs = options.endpointUpdatesBatchPeriodMs ?? 0;
-  const enqueuePodServices = (keys: Iterable<string>) => {
-    for (const key of keys) {
-      if (batchMs > 0) controller.enqueueAfter(key, batchMs);
-      else controller.enqueue(key);
-    }
-  };
-  informers.services.addEventHandler({
-    onAdd: (service) => controller.enqueue(objectKey(service)),
-    onUpdate: (previous, service) => {
-      if (previous.metadata?.resourceVersion !== service.metadata?.resourceVersion)
-        controller.enqueue(objectKey(service));
-    },
-    onDelete: (service) => controller.enqueue(objectKey(service)),
-  });
-  informers.pods.addEventHandler({
-    onAdd: (pod) => enqueuePodServices(serviceKeysSelectingPod(informers.services, pod)),
-    onUpdate: (previous, pod) =>
-      enqueuePodServices(serviceKeysForPodUpdate(informers.services, previous, pod)),
-    onDelete: (pod) => enqueuePodServices(serviceKeysSelectingPod(informers.services, pod)),
-  });
+  queueServicesOnServiceAndPodEvents(informers, controller, batchMs);
   informers.endpoints.addEventHandler({
     onDelete: (endpoints) => controller.enqueue(objectKey(endpoints)),
   });

@@ -11,14 +11,12 @@ import {
 import {
   type EndpointInformers,
   podsSelectedByService,
+  queueServicesOnServiceAndPodEvents,
   SLICE_SERVICE_INDEX,
-  serviceKeysForPodUpdate,
-  serviceKeysSelectingPod,
   serviceKeysWithPodsOnNode,
 } from '../endpoint-informers.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { objectKey } from '../runtime/informer.ts';
 import { apiStatusCode, describeError, type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import { getOrCreateCounter, METRIC_PREFIX } from '../runtime/metrics.ts';
@@ -230,26 +228,7 @@ export function createEndpointSliceController(options: EndpointSliceControllerOp
   });
   const { informers } = options;
   const batchMs = options.endpointUpdatesBatchPeriodMs ?? 0;
-  const enqueuePodServices = (keys: Iterable<string>) => {
-    for (const key of keys) {
-      if (batchMs > 0) controller.enqueueAfter(key, batchMs);
-      else controller.enqueue(key);
-    }
-  };
-  informers.services.addEventHandler({
-    onAdd: (service) => controller.enqueue(objectKey(service)),
-    onUpdate: (previous, service) => {
-      if (previous.metadata?.resourceVersion !== service.metadata?.resourceVersion)
-        controller.enqueue(objectKey(service));
-    },
-    onDelete: (service) => controller.enqueue(objectKey(service)),
-  });
-  informers.pods.addEventHandler({
-    onAdd: (pod) => enqueuePodServices(serviceKeysSelectingPod(informers.services, pod)),
-    onUpdate: (previous, pod) =>
-      enqueuePodServices(serviceKeysForPodUpdate(informers.services, previous, pod)),
-    onDelete: (pod) => enqueuePodServices(serviceKeysSelectingPod(informers.services, pod)),
-  });
+  const enqueuePodServices = queueServicesOnServiceAndPodEvents(informers, controller, batchMs);
   informers.nodes.addEventHandler({
     onAdd: (node) => enqueuePodServices(serviceKeysWithPodsOnNode(informers, node.metadata?.name ?? '')),
     onUpdate: (previous, node) => {

@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { Histogram } from 'prom-client';
 import { Controller, type ReconcileResult, type Reconciler, TerminalError } from './controller.ts';
 import { createLogger } from './logging.ts';
 import { metricsRegistry } from './metrics.ts';
+import { recordingDestination } from './testing/log-records.ts';
 import { ManualClock } from './workqueue.ts';
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A logger whose JSON records are kept in memory instead of printed. */
 function capturedLogger() {
-  const records: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) {
-        if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      callback();
-    },
-  });
+  const { destination, records } = recordingDestination();
   return { logger: createLogger({ level: 'debug', destination }), records };
 }
 

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import {
   controllerLogger,
@@ -11,20 +10,7 @@ import {
   LOG_LEVEL_ENV,
   resolveLogLevel,
 } from './logging.ts';
-
-/** A destination that keeps the JSON records written to it. */
-function recordingDestination() {
-  const records: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) {
-        if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      callback();
-    },
-  });
-  return { destination, records };
-}
+import { recordingDestination } from './testing/log-records.ts';
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

@@ -3,24 +3,20 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
-import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
-import { NodePortRange } from '../../allocators/node-port-range.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
 import {
   type CertificateAuthority,
   createCertificateAuthority,
   issueServingCertificate,
 } from '../../webhooks/certificates.ts';
-import { ServiceAllocators } from '../../webhooks/services/allocators.ts';
+import { testServiceAllocators } from '../../webhooks/testing/services.ts';
 import { DEFAULT_REPAIR_INTERVAL_MS } from '../allocator-repair/controller.ts';
 import { kubeJsonClient } from '../runtime/kube.ts';
-import { kubeConfigFor, startTestApiServer, waitFor } from '../runtime/testing/harness.ts';
+import { freePort, kubeConfigFor, startTestApiServer, waitFor } from '../runtime/testing/harness.ts';
 import { parseServiceAllocationFlags } from './flags.ts';
 
 const ENTRYPOINT = new URL('../portico-controller-manager.ts', import.meta.url).pathname;
@@ -74,14 +70,6 @@ describe('Service allocation flags', () => {
       assert.throws(() => parseServiceAllocationFlags(argv), message, argv.join(' '));
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('portico-controller-manager with Service allocation', () => {
   let apiServer: ApiServer;
@@ -167,15 +155,7 @@ describe('portico-controller-manager with Service allocation', () => {
 
   test('refuses to start when the stored ConfigMap belongs to another range', async () => {
     const api = kubeJsonClient(kubeConfigFor(apiServer.kubeconfigPath));
-    const client = new KubeConfigMapClient(api);
-    const stored = new ServiceAllocators({
-      client,
-      namespace: 'portico-system',
-      ranges: {
-        serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),
-        nodePortRange: new NodePortRange(),
-      },
-    });
+    const stored = testServiceAllocators(api, 'portico-system');
     await stored.clusterIP('IPv4')!.store.allocateNext();
     api.close();
     const { child, output } = start(['--service-cluster-ip-range=198.19.0.0/24']);

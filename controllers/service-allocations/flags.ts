@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { type ClusterIPRange, parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
 import { NodePortRange } from '../../allocators/node-port-range.ts';
 import { DEFAULT_REPAIR_INTERVAL_MS } from '../allocator-repair/controller.ts';
+import { goDurationMs } from '../runtime/duration.ts';
 import { type ListenAddress, parseListenAddress } from '../runtime/manager.ts';
 
 /** Portico's default service CIDR: inside 198.18.0.0/15, the benchmarking range. */
@@ -49,23 +50,13 @@ export interface ServiceAllocationConfig {
 }
 
 function parseDurationMs(value: string, flag: string): number {
-  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let offset = 0;
-  while (offset < value.length) {
-    part.lastIndex = offset;
-    const match = part.exec(value);
-    if (!match) break;
-    total += Number(match[1]) * unitMs[match[2]!]!;
-    offset = part.lastIndex;
-  }
-  if (value === '' || offset !== value.length || total <= 0) {
+  const ms = goDurationMs(value);
+  if (ms === undefined || ms <= 0) {
     throw new Error(
       `${flag}: Invalid value: ${JSON.stringify(value)}: must be a positive duration such as "30s" or "3m"`,
     );
   }
-  return Math.round(total);
+  return ms;
 }
 
 /**

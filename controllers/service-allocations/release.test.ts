@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
-import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
-import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
-import { NodePortRange } from '../../allocators/node-port-range.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
-import { ServiceAllocators } from '../../webhooks/services/allocators.ts';
-import { serviceIndexers } from '../../webhooks/services/held.ts';
+import type { ServiceAllocators } from '../../webhooks/services/allocators.ts';
+import {
+  createServiceHolding,
+  indexedServicesInformer,
+  testServiceAllocators,
+} from '../../webhooks/testing/services.ts';
 import { Controller } from '../runtime/controller.ts';
-import { Informer } from '../runtime/informer.ts';
+import type { Informer } from '../runtime/informer.ts';
 import { type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import { kubeConfigFor, startTestApiServer, testLogger, waitFor } from '../runtime/testing/harness.ts';
 import { ServiceAllocationReleaser } from './release.ts';
@@ -19,7 +20,6 @@ let core: CoreV1Api;
 let allocators: ServiceAllocators;
 let services: Informer<V1Service>;
 let controller: Controller;
-let client: KubeConfigMapClient;
 let api: KubeJsonClient;
 
 async function isAllocated(value: string | number): Promise<boolean> {
@@ -36,19 +36,7 @@ async function isAllocated(value: string | number): Promise<boolean> {
 
 /** Writes a Service holding `ip` (and `nodePort`), as the webhook would have allocated them. */
 async function createHolding(name: string, ip: string, nodePort?: number): Promise<void> {
-  await core.createNamespacedService({
-    namespace: 'default',
-    body: {
-      metadata: { name },
-      spec: {
-        type: nodePort === undefined ? 'ClusterIP' : 'NodePort',
-        clusterIP: ip,
-        clusterIPs: [ip],
-        selector: { app: name },
-        ports: [{ port: 80, ...(nodePort === undefined ? {} : { nodePort }) }],
-      },
-    },
-  });
+  await createServiceHolding(core, name, ip, nodePort);
   await waitFor(() => services.get(`default/${name}`) !== undefined, `${name} in the cache`);
 }
 
@@ -58,22 +46,9 @@ before(async () => {
   core = kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   api = kubeJsonClient(kubeConfig);
-  client = new KubeConfigMapClient(api);
-  allocators = new ServiceAllocators({
-    client,
-    namespace,
-    ranges: {
-      serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),
-      nodePortRange: new NodePortRange(),
-    },
-  });
+  allocators = testServiceAllocators(api, namespace);
   const logger = testLogger();
-  services = new Informer<V1Service>({
-    kubeConfig,
-    path: '/api/v1/services',
-    indexers: serviceIndexers,
-    logger,
-  });
+  services = indexedServicesInformer(kubeConfig, logger);
   const releaser = new ServiceAllocationReleaser({ allocators, services, logger, maxPendingAgeMs: 60_000 });
   controller = new Controller({ name: 'service-allocation-release-test', reconciler: releaser, logger });
   services.addEventHandler({

@@ -33,51 +33,23 @@ function makeCertificates(dir: string): Certificates {
     execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'pipe' });
   };
   const subject = (cn: string): string[] => ['-subj', `/CN=${cn}`];
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '1',
-    ...subject('test-ca'),
-  );
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'other.key',
-    '-out',
-    'other.crt',
-    '-days',
-    '1',
-    ...subject('other-ca'),
-  );
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-    ...subject('webhook'),
-  );
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const selfSignedCA = (name: string, cn: string): void =>
+    openssl(
+      'req',
+      '-x509',
+      ...ecKey,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      ...subject(cn),
+    );
+  selfSignedCA('ca', 'test-ca');
+  selfSignedCA('other', 'other-ca');
+  openssl('req', ...ecKey, '-keyout', 'server.key', '-out', 'server.csr', ...subject('webhook'));
   writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:webhook.hooks.svc\n');
   openssl(
     'x509',

@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { kindDefinition, pruneObject } from './builtin-schemas.ts';
 import {
@@ -11,7 +8,7 @@ import {
   renderBuiltinSchemas,
 } from './generate-builtin-schemas.ts';
 import { type ApiServer, startApiServer } from './index.ts';
-import { call } from './test-helpers.ts';
+import { call, kubectlSession } from './test-helpers.ts';
 
 const SERVICE_WITH_UNKNOWN_FIELDS = {
   apiVersion: 'v1',
@@ -178,38 +175,8 @@ describe('fieldValidation of built-in kinds in depth', () => {
 });
 
 describe('fieldValidation through kubectl', () => {
-  let server: ApiServer;
-  let home = '';
-  const kubectl = (
-    args: string[],
-    stdin: string,
-  ): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      const child = execFile(
-        '/usr/bin/kubectl',
-        args,
-        {
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, KUBECONFIG: server.kubeconfigPath },
-          timeout: 30_000,
-          killSignal: 'SIGKILL',
-        },
-        (error, stdout, stderr) =>
-          resolve({
-            code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1,
-            stdout,
-            stderr,
-          }),
-      );
-      child.stdin?.end(stdin);
-    });
-  before(async () => {
-    server = await startApiServer();
-    home = mkdtempSync(join(tmpdir(), 'portico-kubectl-'));
-  });
-  after(async () => {
-    await server.close();
-    rmSync(home, { recursive: true, force: true });
-  });
+  const session = kubectlSession();
+  const { kubectl } = session;
 
   test('kubectl apply (default --validate=strict) prints the strict decoding error', async () => {
     const result = await kubectl(['apply', '-f', '-'], JSON.stringify(SERVICE_WITH_UNKNOWN_FIELDS));
@@ -218,7 +185,7 @@ describe('fieldValidation through kubectl', () => {
       result.stderr.trim(),
       `Error from server (BadRequest): error when creating "STDIN": ${SERVICE_STRICT_MESSAGE}`,
     );
-    assert.equal(server.store.get('/services', 'default', 'web'), undefined);
+    assert.equal(session.server.store.get('/services', 'default', 'web'), undefined);
   });
 
   test('kubectl apply --validate=warn creates the Service and prints the warnings', async () => {
@@ -230,7 +197,7 @@ describe('fieldValidation through kubectl', () => {
     assert.match(result.stderr, /^Warning: unknown field "spec\.bogus"$/m);
     assert.match(result.stderr, /^Warning: unknown field "spec\.ports\[0\]\.bogusPort"$/m);
     assert.equal(result.stdout.trim(), 'service/web created');
-    const spec = server.store.get('/services', 'default', 'web')!.spec as Record<string, unknown>;
+    const spec = session.server.store.get('/services', 'default', 'web')!.spec as Record<string, unknown>;
     assert.equal(spec.bogus, undefined);
   });
 
@@ -252,7 +219,7 @@ describe('fieldValidation through kubectl', () => {
     const result = await kubectl(['apply', '--validate=false', '-f', '-'], JSON.stringify(service));
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, '');
-    const spec = server.store.get('/services', 'default', 'quiet')!.spec as Record<string, unknown>;
+    const spec = session.server.store.get('/services', 'default', 'quiet')!.spec as Record<string, unknown>;
     assert.equal(spec.bogus, undefined);
   });
 });

@@ -3,9 +3,14 @@
  * client-node KubeConfig loaded from the kubeconfig the server wrote.
  */
 
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { ApiServer } from './index.ts';
+import { type ApiServer, startApiServer } from './index.ts';
 
 /** A raw response. */
 export interface RawResponse {
@@ -135,4 +140,70 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** How one kubectl run ended. */
+export interface KubectlRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs /usr/bin/kubectl against the server with `stdin` piped in. HOME is `home` (a temporary
+ * folder) so kubectl's discovery cache starts empty and stays out of the user's; a failed run
+ * resolves with its exit code instead of rejecting, because tests assert on failures.
+ */
+function runKubectl(server: ApiServer, home: string, args: string[], stdin: string): Promise<KubectlRun> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      '/usr/bin/kubectl',
+      args,
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, KUBECONFIG: server.kubeconfigPath },
+        timeout: 30_000,
+        killSignal: 'SIGKILL',
+      },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1,
+          stdout,
+          stderr,
+        }),
+    );
+    child.stdin?.end(stdin);
+  });
+}
+
+/** A server and kubectl against it, for the tests of one describe block. */
+export interface KubectlSession {
+  /** The running server (read it inside tests: it starts in the block's `before`). */
+  readonly server: ApiServer;
+  /** {@link runKubectl} against the server with the session's own HOME. */
+  kubectl(args: string[], stdin: string): Promise<KubectlRun>;
+}
+
+/**
+ * Registers `before`/`after` hooks in the calling describe block that start a server and a
+ * temporary kubectl HOME, and remove both afterwards.
+ */
+export function kubectlSession(): KubectlSession {
+  let running: ApiServer | undefined;
+  let home = '';
+  before(async () => {
+    running = await startApiServer();
+    home = mkdtempSync(join(tmpdir(), 'portico-kubectl-'));
+  });
+  after(async () => {
+    await running?.close();
+    if (home !== '') rmSync(home, { recursive: true, force: true });
+  });
+  const session: KubectlSession = {
+    get server(): ApiServer {
+      if (running === undefined) throw new Error('the API server starts in before(): read it inside a test');
+      return running;
+    },
+    kubectl: (args, stdin) => runKubectl(session.server, home, args, stdin),
+  };
+  return session;
 }

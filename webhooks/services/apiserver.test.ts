@@ -15,11 +15,8 @@ import {
   type KubeConfig,
   type V1Service,
 } from '@kubernetes/client-node';
-import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
-import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
-import { NodePortRange } from '../../allocators/node-port-range.ts';
 import { allocationConfigMapName } from '../../api/allocation.ts';
-import { Informer } from '../../controllers/runtime/informer.ts';
+import type { Informer } from '../../controllers/runtime/informer.ts';
 import { kubeJsonClient } from '../../controllers/runtime/kube.ts';
 import {
   kubeConfigFor,
@@ -30,11 +27,12 @@ import {
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../certificates.ts';
 import { webhookConfigurations } from '../configurations.ts';
-import { clusterIPLookup } from '../endpoints/validate.ts';
-import { webhookRoutes } from '../routes.ts';
-import { WebhookServer } from '../server.ts';
-import { ServiceAllocators } from './allocators.ts';
-import { serviceIndexers } from './held.ts';
+import type { WebhookServer } from '../server.ts';
+import {
+  indexedServicesInformer,
+  loopbackWebhookServer,
+  testServiceAllocators,
+} from '../testing/services.ts';
 
 const run = promisify(execFile);
 const namespace = 'portico-system';
@@ -81,32 +79,11 @@ before(async () => {
   const keyFile = join(directory, 'tls.key');
   await issueServingCertificate(ca, 'portico-webhook', ['IP:127.0.0.1'], certFile, keyFile);
   const logger = testLogger();
-  const allocators = new ServiceAllocators({
-    client: new KubeConfigMapClient(kubeJsonClient(kubeConfig)),
-    namespace,
-    ranges: {
-      serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),
-      nodePortRange: new NodePortRange(),
-    },
-  });
-  services = new Informer<V1Service>({
-    kubeConfig,
-    path: '/api/v1/services',
-    indexers: serviceIndexers,
-    logger,
-  });
+  const allocators = testServiceAllocators(kubeJsonClient(kubeConfig), namespace);
+  services = indexedServicesInformer(kubeConfig, logger);
   services.start();
   await services.waitForSync();
-  webhookServer = new WebhookServer({
-    address: { host: '127.0.0.1', port: 0 },
-    certFile,
-    keyFile,
-    routes: webhookRoutes({
-      allocators,
-      isClusterIP: clusterIPLookup((index, value) => services.byIndex(index, value)),
-    }),
-    logger,
-  });
+  webhookServer = loopbackWebhookServer({ allocators, services, certFile, keyFile, logger });
   await webhookServer.start();
   const { mutating, validating } = webhookConfigurations(
     'portico',

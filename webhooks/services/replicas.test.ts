@@ -13,11 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Service } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
-import { parseServiceClusterIPRanges } from '../../allocators/cluster-ip-range.ts';
-import { KubeConfigMapClient } from '../../allocators/configmap-client.ts';
-import { NodePortRange } from '../../allocators/node-port-range.ts';
 import { AllocatorRepairController } from '../../controllers/allocator-repair/controller.ts';
-import { Informer } from '../../controllers/runtime/informer.ts';
 import { describeError, kubeJsonClient } from '../../controllers/runtime/kube.ts';
 import {
   kubeConfigFor,
@@ -29,8 +25,9 @@ import type { ApiServer } from '../../e2e/apiserver/index.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../certificates.ts';
 import { webhookConfigurations } from '../configurations.ts';
 import { RoundRobinProxy } from '../testing/round-robin-proxy.ts';
-import { ServiceAllocators } from './allocators.ts';
-import { heldClusterIPs, serviceIndexers } from './held.ts';
+import { indexedServicesInformer, testServiceAllocators } from '../testing/services.ts';
+import type { ServiceAllocators } from './allocators.ts';
+import { heldClusterIPs } from './held.ts';
 
 const namespace = 'portico-system';
 const replicaScript = new URL('../testing/replica.ts', import.meta.url).pathname;
@@ -121,14 +118,7 @@ before(async () => {
   const admission = kubeConfig.makeApiClient(AdmissionregistrationV1Api);
   await admission.createMutatingWebhookConfiguration({ body: mutating });
   await admission.createValidatingWebhookConfiguration({ body: validating });
-  allocators = new ServiceAllocators({
-    client: new KubeConfigMapClient(kubeJsonClient(kubeConfig)),
-    namespace,
-    ranges: {
-      serviceCIDRs: parseServiceClusterIPRanges('198.19.0.0/16'),
-      nodePortRange: new NodePortRange(),
-    },
-  });
+  allocators = testServiceAllocators(kubeJsonClient(kubeConfig), namespace);
 });
 
 after(async () => {
@@ -220,12 +210,7 @@ describe('three webhook replicas sharing the allocation ConfigMaps', () => {
 
     const logger = testLogger();
     const kubeConfig = kubeConfigFor(apiServer.kubeconfigPath);
-    const cache = new Informer<V1Service>({
-      kubeConfig,
-      path: '/api/v1/services',
-      indexers: serviceIndexers,
-      logger,
-    });
+    const cache = indexedServicesInformer(kubeConfig, logger);
     cache.start();
     await cache.waitForSync();
     await waitFor(() => cache.list().length === 300, 'the cache to hold every Service');

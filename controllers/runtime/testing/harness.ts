@@ -8,6 +8,18 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { type ApiServer, startApiServer } from '../../../e2e/apiserver/index.ts';
 import { createLogger, type Logger } from '../logging.ts';
 
+/**
+ * A loopback TCP port that was free a moment ago, for child processes that take a port flag and
+ * cannot report an ephemeral one back.
+ */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /** A logger for tests: silent unless PORTICO_TEST_LOG_LEVEL asks for output. */
 export function testLogger(): Logger {
   return createLogger({ level: process.env['PORTICO_TEST_LOG_LEVEL'] ?? 'silent' });
