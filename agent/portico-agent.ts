@@ -8,6 +8,7 @@ import { createLogger, errorFields } from '../controllers/runtime/logging.ts';
 import { cleanupRules, NodeAgent } from './agent.ts';
 import { type AgentConfig, FlagError, parseAgentFlags, USAGE } from './flags.ts';
 import { resolveProxyMode } from './ipvs/detect.ts';
+import { l2SettingsFromEnv, startL2Announcement } from './l2/l2-announcement.ts';
 
 async function main(): Promise<number> {
   let config: AgentConfig | null;
@@ -52,10 +53,19 @@ async function main(): Promise<number> {
       healthzPort: agent.healthzPort,
       metricsPort: agent.metricsPort,
     });
+    // L2 announcement of LoadBalancer IPs (agent/l2/README.md), on with PORTICO_L2_ANNOUNCE=true.
+    const l2Settings = l2SettingsFromEnv(process.env);
+    const l2 =
+      l2Settings === undefined
+        ? undefined
+        : startL2Announcement({ kubeConfig, nodeName: config.hostname, logger, ...l2Settings });
+    l2?.synced.catch((error: unknown) => logger.error('L2 announcement failed to start', errorFields(error)));
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
+    // Addresses go and leases are released before the rules, so traffic moves to another node first.
+    await l2?.stop();
     await agent.stop();
     return 0;
   } catch (error) {
