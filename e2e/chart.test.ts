@@ -352,6 +352,22 @@ describe('charts/portico: agent', () => {
     assert.ok(args.includes('--min-sync-period=500ms'), args.join(' '));
     assert.ok(args.includes('--sync-period=1m'), args.join(' '));
   });
+
+  test('announces LoadBalancer IPs (L2) unless turned off, on the interface values name', async () => {
+    const envOf = async (extraArgs: readonly string[]) =>
+      Object.fromEntries(
+        (firstContainer(find<IDaemonSet>(await render(undefined, extraArgs), 'DaemonSet')).env ?? []).map(
+          (variable) => [variable.name, variable.value],
+        ),
+      );
+    const byDefault = await envOf([]);
+    assert.equal(byDefault['PORTICO_L2_ANNOUNCE'], 'true');
+    assert.equal('PORTICO_L2_INTERFACE' in byDefault, false);
+    const onEth1 = await envOf(['--set', 'agent.l2Announcement.interface=eth1']);
+    assert.equal(onEth1['PORTICO_L2_INTERFACE'], 'eth1');
+    const off = await envOf(['--set', 'agent.l2Announcement.enabled=false']);
+    assert.equal('PORTICO_L2_ANNOUNCE' in off, false);
+  });
 });
 
 describe('charts/portico: RBAC', () => {
