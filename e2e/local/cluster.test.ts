@@ -234,6 +234,7 @@ describe('local cluster, dataplane mode', { skip: isRoot ? false : 'needs root a
   test('a client namespace reaches every pod by IP; scaling adds and removes namespaces; stop leaves nothing', async () => {
     const ip = new IpCommand();
     let prefix = '';
+    const runPids: number[] = [];
     await withCluster(true, async (cluster, kubeconfig) => {
       const dataplane = cluster.dataplane;
       const client = cluster.client;
@@ -259,13 +260,29 @@ describe('local cluster, dataplane mode', { skip: isRoot ? false : 'needs root a
       await kubectl(kubeconfig, 'scale', 'deployment', 'exampleservice', '--replicas=2');
       await waitForPods(cluster, readyCount(3), '3 ready pods after scaling down');
       assert.equal(await podNamespaces(), 3);
+      // The processes of this run only: other suites may run pod servers of the same name meanwhile.
+      for (const namespace of await ip.listNamespaces(prefix)) {
+        const { stdout } = await execFileAsync('ip', ['netns', 'pids', namespace]);
+        runPids.push(
+          ...stdout
+            .split('\n')
+            .filter((line) => line.trim() !== '')
+            .map(Number),
+        );
+      }
+      assert.ok(runPids.length >= 3, `pod servers found: ${runPids.join(' ')}`);
     });
     assert.notEqual(prefix, '');
     assert.deepEqual(await ip.listNamespaces(prefix), [], 'no namespace of the run remains');
-    const { stdout } = await execFileAsync('pgrep', ['-f', 'pod-server.ts exampleservice']).catch(() => ({
-      stdout: '',
-    }));
-    assert.equal(stdout.trim(), '', 'no pod server of the run remains');
+    const alive = runPids.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'no pod server of the run remains');
   });
 
   test('readiness probes run from the node namespace: httpGet on a named port passes, tcpSocket on a closed port fails', async () => {
