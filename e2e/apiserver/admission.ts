@@ -17,7 +17,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { applyJsonPatch, isObject, type JsonObject } from './patch.ts';
 import type { AdmissionAttributes, AdmissionOutcome } from './registry.ts';
 
@@ -40,6 +40,14 @@ export interface WebhookConfigurations {
 }
 
 type Rejection = Extract<AdmissionOutcome, { allowed: false }>;
+
+/**
+ * Connections to webhooks are kept open between calls, as kube-apiserver keeps them: a TLS
+ * handshake per call (two per Service create: mutating and validating) would cost more than the
+ * webhook's own work. The agent keys its pooled sockets by the CA and server name of each call,
+ * so a connection is only reused for the webhook it was verified for.
+ */
+const webhookAgent = new Agent({ keepAlive: true, maxSockets: 64 });
 
 interface Webhook {
   name: string;
@@ -261,7 +269,7 @@ function post(endpoint: Endpoint, webhook: Webhook, body: string): Promise<{ sta
         ...(ca === undefined ? {} : { ca }),
         ...(endpoint.servername === undefined ? {} : { servername: endpoint.servername }),
         signal,
-        agent: false,
+        agent: webhookAgent,
       },
       (res) => {
         const chunks: Buffer[] = [];
