@@ -12,9 +12,14 @@
  *   nat POSTROUTING → PORTICO-POSTROUTING: MASQUERADE what PORTICO-MARK-MASQ marked.
  */
 import type { RenderedRuleset, SyncScope } from '../proxier.ts';
-import { cidrContains, cidrFamilyOf, ipFamilyOf } from '../state/ip.ts';
+import {
+  type CommonRenderOptions,
+  masqueradeMark,
+  planServicePortChains,
+  podCIDROf,
+} from '../render-common.ts';
+import { cidrContains, ipFamilyOf } from '../state/ip.ts';
 import type { DesiredState, EndpointState, NodeInfo, ServicePortState } from '../state/types.ts';
-import { isExternallyAccessible } from '../state/types.ts';
 import {
   EXTERNAL_SERVICES_CHAIN,
   endpointChainName,
@@ -29,23 +34,7 @@ import {
 } from './names.ts';
 
 /** Settings of the iptables proxier that shape the rules (the agent's flags). */
-export interface IptablesRenderOptions {
-  /**
-   * `--cluster-cidr`: pod CIDRs (either family). Traffic from outside them to a cluster IP is
-   * masqueraded, and pod traffic to external destinations of a Local-policy Service is
-   * short-circuited to the cluster chain. Without one of the family, neither happens.
-   */
-  readonly clusterCIDRs: readonly string[];
-  /** `--masquerade-all`: masquerade every packet sent to a cluster IP. */
-  readonly masqueradeAll: boolean;
-  /** `--iptables-masquerade-bit`: bit of the packet mark that requests SNAT (upstream default 14). */
-  readonly masqueradeBit: number;
-  /**
-   * `--nodeport-addresses`: CIDRs selecting the node addresses that accept node ports; empty means
-   * every local address (`-m addrtype --dst-type LOCAL`). Loopback never accepts node ports: that
-   * needs `route_localnet`, which the agent does not set.
-   */
-  readonly nodePortAddresses: readonly string[];
+export interface IptablesRenderOptions extends CommonRenderOptions {
   /** Above this many endpoints, per-endpoint comments are left out to shrink the ruleset (upstream: 1000). */
   readonly largeClusterEndpointsThreshold: number;
   /**
@@ -219,21 +208,16 @@ function renderServicePort(context: RenderContext, port: ServicePortState): Port
   const match = `-m ${protocol} -p ${protocol}`;
   const names = serviceChainNames(port.name, port.protocol);
   const { clusterEndpoints, localEndpoints, hasEndpoints } = port;
-  const accessible = isExternallyAccessible(port);
-  const usesClusterEndpoints = !port.internalPolicyLocal || accessible;
-  const usesLocalEndpoints = port.internalPolicyLocal || (port.externalPolicyLocal && accessible);
-  const usesClusterChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
-  const usesLocalChain = localEndpoints.length > 0 && usesLocalEndpoints;
-
+  const {
+    usesClusterChain,
+    usesLocalChain,
+    hasInternalEndpoints,
+    hasExternalEndpoints,
+    usesExternalChain,
+    usesFirewallChain,
+  } = planServicePortChains(port);
   const internalChain = port.internalPolicyLocal ? names.local : names.cluster;
-  const hasInternalEndpoints = port.internalPolicyLocal ? localEndpoints.length > 0 : hasEndpoints;
   const externalPolicyChain = port.externalPolicyLocal ? names.local : names.cluster;
-  const hasExternalEndpoints = port.externalPolicyLocal ? localEndpoints.length > 0 : hasEndpoints;
-  // Built on hasEndpoints, not hasExternalEndpoints: the short-circuit rules for pod and host
-  // traffic are needed even when no local endpoint can take outside traffic.
-  const usesExternalChain = hasEndpoints && accessible;
-  const usesFirewallChain =
-    hasEndpoints && port.loadBalancerIPs.length > 0 && port.loadBalancerSourceRanges.length > 0;
   const loadBalancerChain = usesFirewallChain ? names.firewall : names.external;
 
   let internalFilterTarget = 'ACCEPT';
@@ -419,12 +403,12 @@ export function renderIptablesRules(
   options: IptablesRenderOptions = DEFAULT_IPTABLES_RENDER_OPTIONS,
 ): IptablesRuleset {
   const family = desired.family;
-  const mark = `0x${(1 << options.masqueradeBit).toString(16).padStart(8, '0')}`;
+  const mark = masqueradeMark(options);
   let endpointCount = 0;
   for (const port of desired.servicePorts) endpointCount += port.endpoints.length;
   const context: RenderContext = {
     masqueradeAll: options.masqueradeAll,
-    podCIDR: options.clusterCIDRs.find((cidr) => cidrFamilyOf(cidr) === family) ?? null,
+    podCIDR: podCIDROf(options, family),
     endpointComments: endpointCount <= options.largeClusterEndpointsThreshold,
     nodeAddresses: node.addresses.filter((address) => ipFamilyOf(address) === family),
   };

@@ -4,28 +4,24 @@
  * when the test fails. Nothing runs in the host's own namespace.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
+import { describe, test } from 'node:test';
+import { makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
 import { ChangeTracker } from '../state/tracker.ts';
+import { addKernelCheckServices } from '../testing/kernel-services.ts';
+import { type TestNetworkNamespace, useTestNetworkNamespace } from '../testing/netns.ts';
 import { CANARY_CHAIN, endpointChainName } from './names.ts';
-import { type CommandRunner, commandRunner, type IptablesBackend, IptablesProxier } from './proxier.ts';
+import { type IptablesBackend, IptablesProxier } from './proxier.ts';
 import { JUMP_RULES } from './render.ts';
 import { TEST_RENDER_OPTIONS } from './test-helpers.ts';
 import { simulate } from './trace.ts';
 
-let run: CommandRunner;
-
-async function sh(command: string, ...args: string[]): Promise<string> {
-  const result = await run(command, args);
-  assert.equal(result.code, 0, `${command} ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
 /** Chains (`-N` lines) of a table as the kernel lists them. */
-async function kernelChains(binary: string, table: string): Promise<string[]> {
-  const listing = await sh(binary, '-t', table, '-S');
+async function kernelChains(
+  namespace: TestNetworkNamespace,
+  binary: string,
+  table: string,
+): Promise<string[]> {
+  const listing = await namespace.check(binary, ['-t', table, '-S']);
   return listing
     .split('\n')
     .filter((line) => line.startsWith('-N '))
@@ -33,73 +29,13 @@ async function kernelChains(binary: string, table: string): Promise<string[]> {
     .sort();
 }
 
-function fill(tracker: ChangeTracker): void {
-  tracker.updateService(
-    makeService('clusteripservice', {
-      clusterIP: '10.110.244.138',
-      clusterIPs: ['10.110.244.138', 'fd00:10:96::138'],
-      ipFamilies: ['IPv4', 'IPv6'],
-      ports: [{ port: 8080, protocol: 'TCP', targetPort: 80 }],
-    }),
-  );
-  tracker.updateEndpointSlice(
-    makeSlice(
-      'clusteripservice',
-      ['10.244.1.5', '10.244.1.6', '10.244.1.7', '10.244.1.8'].map((ip) => ({ ip })),
-      {
-        name: 'seed-v4',
-        ports: [{ name: '', port: 80 }],
-      },
-    ),
-  );
-  tracker.updateEndpointSlice(
-    makeSlice('clusteripservice', [{ ip: 'fd00:10:244:1::5' }], {
-      name: 'seed-v6',
-      ports: [{ name: '', port: 80 }],
-    }),
-  );
-  tracker.updateService(
-    makeService(
-      'lb',
-      {
-        type: 'LoadBalancer',
-        clusterIP: '10.96.0.20',
-        ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
-        loadBalancerSourceRanges: ['198.18.7.0/24'],
-        externalTrafficPolicy: 'Local',
-        healthCheckNodePort: 32000,
-        sessionAffinity: 'ClientIP',
-        externalIPs: ['198.18.5.5'],
-      },
-      { loadBalancerIPs: ['198.18.100.1'] },
-    ),
-  );
-  tracker.updateEndpointSlice(
-    makeSlice('lb', [
-      { ip: '10.244.0.5', node: 'node-a' },
-      { ip: '10.244.1.9', node: 'node-b' },
-    ]),
-  );
-  tracker.updateService(
-    makeService('dns', {
-      clusterIP: '10.96.0.10',
-      ports: [{ name: 'dns', port: 53, protocol: 'UDP' }],
-    }),
-  );
-}
-
 for (const backend of ['nft', 'legacy'] as const satisfies IptablesBackend[]) {
   describe(`iptables-restore (${backend}) in a fresh network namespace`, () => {
-    const namespace = `portico-test-${randomBytes(4).toString('hex')}`;
+    const namespace = useTestNetworkNamespace();
+    const { run } = namespace;
+    const sh = (command: string, ...args: string[]) => namespace.check(command, args);
     const iptables = `iptables-${backend}`;
     const ip6tables = `ip6tables-${backend}`;
-    before(() => {
-      execFileSync('ip', ['netns', 'add', namespace]);
-      run = commandRunner(namespace);
-    });
-    after(() => {
-      execFileSync('ip', ['netns', 'del', namespace]);
-    });
 
     test('full sync, partial sync, flush detection, IPv6 and cleanup on the real kernel', async () => {
       // A foreign chain (another program's) must survive everything we do.
@@ -109,7 +45,7 @@ for (const backend of ['nft', 'legacy'] as const satisfies IptablesBackend[]) {
       await sh(iptables, '-t', 'filter', '-N', 'FOREIGN-FILTER');
 
       const tracker = new ChangeTracker({ node: TEST_NODE });
-      fill(tracker);
+      addKernelCheckServices(tracker);
       const snapshot = tracker.snapshot();
       const v4 = new IptablesProxier({ family: 'IPv4', backend, run, render: TEST_RENDER_OPTIONS });
       const v6 = new IptablesProxier({ family: 'IPv6', backend, run, render: TEST_RENDER_OPTIONS });
@@ -124,11 +60,11 @@ for (const backend of ['nft', 'legacy'] as const satisfies IptablesBackend[]) {
       const expected = simulate(full);
       const builtIn = new Set(['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'FORWARD']);
       assert.deepEqual(
-        await kernelChains(iptables, 'nat'),
+        await kernelChains(namespace, iptables, 'nat'),
         [...expected.chains('nat').filter((chain) => !builtIn.has(chain)), 'FOREIGN-CHAIN'].sort(),
       );
       assert.deepEqual(
-        await kernelChains(iptables, 'filter'),
+        await kernelChains(namespace, iptables, 'filter'),
         [...expected.chains('filter').filter((chain) => !builtIn.has(chain)), 'FOREIGN-FILTER'].sort(),
       );
       const prerouting = await sh(iptables, '-t', 'nat', '-S', 'PREROUTING');
@@ -169,7 +105,7 @@ for (const backend of ['nft', 'legacy'] as const satisfies IptablesBackend[]) {
       assert.equal(partial.full, false);
       await v4.apply(partial);
       const gone = endpointChainName('default/clusteripservice', 'TCP', '10.244.1.8:80');
-      const natChains = await kernelChains(iptables, 'nat');
+      const natChains = await kernelChains(namespace, iptables, 'nat');
       assert.ok(!natChains.includes(gone), `${gone} should be deleted`);
       const afterPartial = simulate(
         v4.render(next.desired.IPv4, TEST_NODE, { changedServices: 'all', existingObjects: new Set() }),
@@ -209,8 +145,8 @@ for (const backend of ['nft', 'legacy'] as const satisfies IptablesBackend[]) {
         const save = (await sh(`${binary}-save`, '-t', 'nat')) + (await sh(`${binary}-save`, '-t', 'filter'));
         assert.doesNotMatch(save, /PORTICO-/, `${binary} still has Portico rules`);
       }
-      assert.deepEqual(await kernelChains(iptables, 'nat'), ['FOREIGN-CHAIN']);
-      assert.deepEqual(await kernelChains(iptables, 'filter'), ['FOREIGN-FILTER']);
+      assert.deepEqual(await kernelChains(namespace, iptables, 'nat'), ['FOREIGN-CHAIN']);
+      assert.deepEqual(await kernelChains(namespace, iptables, 'filter'), ['FOREIGN-FILTER']);
       assert.match(await sh(iptables, '-t', 'nat', '-S', 'PREROUTING'), /-A PREROUTING -j FOREIGN-CHAIN/);
       assert.match(await sh(iptables, '-t', 'nat', '-S', 'FOREIGN-CHAIN'), /-A FOREIGN-CHAIN -j RETURN/);
     });

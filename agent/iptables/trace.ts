@@ -309,13 +309,29 @@ export interface TraceOutcome {
   readonly recentSet: readonly string[];
 }
 
-interface PacketState {
+/**
+ * What the rules have done to the packet so far; shared with the nftables tracer, whose verdicts
+ * change the packet in the same ways.
+ */
+export interface PacketState {
   destination: string;
   port: number;
   mark: number;
   dnat: string | null;
   masquerade: boolean;
   recentSet: string[];
+}
+
+/** A packet as it arrives, before any rule has touched it. */
+export function initialPacketState(packet: TracePacket): PacketState {
+  return {
+    destination: packet.destination,
+    port: packet.port,
+    mark: 0,
+    dnat: null,
+    masquerade: false,
+    recentSet: [],
+  };
 }
 
 interface Branch {
@@ -325,7 +341,8 @@ interface Branch {
   readonly verdict: 'ACCEPT' | 'DROP' | 'REJECT' | null;
 }
 
-function isLocal(address: string, packet: TracePacket): boolean {
+/** Whether an address belongs to this node as the packet sees it (its local addresses or loopback). */
+export function isLocal(address: string, packet: TracePacket): boolean {
   return packet.localAddresses.includes(address) || cidrContains('127.0.0.0/8', address) || address === '::1';
 }
 
@@ -452,14 +469,7 @@ function walkBuiltIn(
  * (OUTPUT for host traffic), then nat POSTROUTING for packets that leave.
  */
 export function tracePacket(iptables: SimulatedIptables, packet: TracePacket): TraceOutcome[] {
-  const initial: PacketState = {
-    destination: packet.destination,
-    port: packet.port,
-    mark: 0,
-    dnat: null,
-    masquerade: false,
-    recentSet: [],
-  };
+  const initial = initialPacketState(packet);
   const outcomes: TraceOutcome[] = [];
   const natFirst = packet.fromHost === true ? 'OUTPUT' : 'PREROUTING';
   for (const afterNat of walkBuiltIn(iptables, 'nat', natFirst, packet, initial)) {
@@ -478,7 +488,12 @@ export function tracePacket(iptables: SimulatedIptables, packet: TracePacket): T
   return outcomes;
 }
 
-function outcome(probability: number, verdict: TraceOutcome['verdict'], state: PacketState): TraceOutcome {
+/** The outcome of a finished walk: the verdict and what the rules did to the packet. */
+export function outcome(
+  probability: number,
+  verdict: TraceOutcome['verdict'],
+  state: PacketState,
+): TraceOutcome {
   return { probability, verdict, dnat: state.dnat, masquerade: state.masquerade, recentSet: state.recentSet };
 }
 

@@ -5,31 +5,14 @@
  * test fails. The dummy interface is not created here: these kernels lack the dummy driver too.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { type CommandRunner, commandRunner } from '../iptables/proxier.ts';
+import { describe, test } from 'node:test';
 import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
 import { ChangeTracker } from '../state/tracker.ts';
+import { useTestNetworkNamespace } from '../testing/netns.ts';
 import { DEFAULT_IPVS_RENDER_OPTIONS, ipsetCleanup, renderIpvsRules } from './render.ts';
 
-let run: CommandRunner;
-
-async function check(command: string, args: string[], input?: string): Promise<string> {
-  const result = await run(command, args, input);
-  assert.equal(result.code, 0, `${command} ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
 describe('IPVS mode ipsets and iptables rules in a fresh network namespace', () => {
-  const namespace = `portico-test-${randomBytes(4).toString('hex')}`;
-  before(() => {
-    execFileSync('ip', ['netns', 'add', namespace]);
-    run = commandRunner(namespace);
-  });
-  after(() => {
-    execFileSync('ip', ['netns', 'del', namespace]);
-  });
+  const { run, check } = useTestNetworkNamespace();
 
   test('ipset restore, set membership, an update by swap, iptables rules over the sets and cleanup', async () => {
     const tracker = new ChangeTracker({ node: TEST_NODE });

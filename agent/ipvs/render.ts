@@ -11,7 +11,8 @@
  */
 import type { V1Service } from '@kubernetes/client-node';
 import type { JumpRule } from '../iptables/render.ts';
-import { cidrContains, cidrFamilyOf, ipFamilyOf, joinHostPort } from '../state/ip.ts';
+import { type CommonRenderOptions, masqueradeMark, podCIDROf } from '../render-common.ts';
+import { cidrContains, ipFamilyOf, joinHostPort } from '../state/ip.ts';
 import type {
   DesiredState,
   EndpointState,
@@ -58,16 +59,11 @@ export function ipvsSchedulerFor(
 }
 
 /** Settings of the IPVS proxier (the agent's flags). */
-export interface IpvsRenderOptions {
+export interface IpvsRenderOptions extends CommonRenderOptions {
   /** `--ipvs-scheduler`: scheduler of Services without the annotation. */
   readonly defaultScheduler: IpvsScheduler;
   /** Scheduler per Service key (`namespace/name`), from {@link ipvsSchedulerFor}. */
   readonly schedulers: ReadonlyMap<string, IpvsScheduler>;
-  readonly clusterCIDRs: readonly string[];
-  readonly masqueradeAll: boolean;
-  readonly masqueradeBit: number;
-  /** `--nodeport-addresses`; empty means every node address. */
-  readonly nodePortAddresses: readonly string[];
 }
 
 /** Upstream's defaults. */
@@ -410,8 +406,8 @@ export function renderIpvsRules(
     restore.push(`swap ${temporary} ${name}`, `destroy ${temporary}`);
   }
 
-  const mark = `0x${(1 << options.masqueradeBit).toString(16).padStart(8, '0')}`;
-  const podCIDR = options.clusterCIDRs.find((cidr) => cidrFamilyOf(cidr) === family) ?? null;
+  const mark = masqueradeMark(options);
+  const podCIDR = podCIDROf(options, family);
   const set = (key: IpsetKey, flags: string) => `-m set --match-set ${names[key]} ${flags}`;
   const clusterMasquerade = options.masqueradeAll ? '' : podCIDR === null ? null : `! -s ${podCIDR} `;
   const nat = [

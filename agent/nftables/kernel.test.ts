@@ -5,83 +5,19 @@
  * refuses but the simulator accepts (or the other way round) fails here.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { type CommandRunner, commandRunner } from '../iptables/proxier.ts';
-import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
+import { describe, test } from 'node:test';
+import { makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
 import { ChangeTracker } from '../state/tracker.ts';
+import { addKernelCheckServices } from '../testing/kernel-services.ts';
+import { useTestNetworkNamespace } from '../testing/netns.ts';
 import { NftablesProxier } from './proxier.ts';
 import type { NftablesRuleset } from './render.ts';
 import { TEST_NFTABLES_RENDER_OPTIONS } from './test-helpers.ts';
 import { SimulatedNftables } from './trace.ts';
 
-let run: CommandRunner;
-
-async function sh(...args: string[]): Promise<string> {
-  const result = await run('nft', args);
-  assert.equal(result.code, 0, `nft ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-function fill(tracker: ChangeTracker): void {
-  tracker.updateService(
-    makeService('clusteripservice', {
-      clusterIP: '10.110.244.138',
-      clusterIPs: ['10.110.244.138', 'fd00:10:96::138'],
-      ipFamilies: ['IPv4', 'IPv6'],
-      ports: [{ port: 8080, protocol: 'TCP', targetPort: 80 }],
-    }),
-  );
-  tracker.updateEndpointSlice(
-    makeSlice(
-      'clusteripservice',
-      ['10.244.1.5', '10.244.1.6', '10.244.1.7', '10.244.1.8'].map((ip) => ({ ip })),
-      { name: 'seed-v4', ports: [{ name: '', port: 80 }] },
-    ),
-  );
-  tracker.updateEndpointSlice(
-    makeSlice('clusteripservice', [{ ip: 'fd00:10:244:1::5' }], {
-      name: 'seed-v6',
-      ports: [{ name: '', port: 80 }],
-    }),
-  );
-  tracker.updateService(
-    makeService(
-      'lb',
-      {
-        type: 'LoadBalancer',
-        clusterIP: '10.96.0.20',
-        ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
-        loadBalancerSourceRanges: ['198.18.7.0/24'],
-        externalTrafficPolicy: 'Local',
-        healthCheckNodePort: 32000,
-        sessionAffinity: 'ClientIP',
-        externalIPs: ['198.18.5.5'],
-      },
-      { loadBalancerIPs: ['198.18.100.1'] },
-    ),
-  );
-  tracker.updateEndpointSlice(
-    makeSlice('lb', [
-      { ip: '10.244.0.5', node: 'node-a' },
-      { ip: '10.244.1.9', node: 'node-b' },
-    ]),
-  );
-  tracker.updateService(
-    makeService('dns', { clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] }),
-  );
-}
-
 describe('nft -f in a fresh network namespace', () => {
-  const namespace = `portico-test-${randomBytes(4).toString('hex')}`;
-  before(() => {
-    execFileSync('ip', ['netns', 'add', namespace]);
-    run = commandRunner(namespace);
-  });
-  after(() => {
-    execFileSync('ip', ['netns', 'del', namespace]);
-  });
+  const { run, check } = useTestNetworkNamespace();
+  const sh = (...args: string[]) => check('nft', args);
 
   test('full sync, partial syncs, read-back, flush detection and cleanup on the real kernel', async () => {
     // Another program's table must survive everything we do.
@@ -92,7 +28,7 @@ describe('nft -f in a fresh network namespace', () => {
     );
 
     const tracker = new ChangeTracker({ node: TEST_NODE });
-    fill(tracker);
+    addKernelCheckServices(tracker);
     const v4 = new NftablesProxier({ family: 'IPv4', run, render: TEST_NFTABLES_RENDER_OPTIONS });
     const v6 = new NftablesProxier({ family: 'IPv6', run, render: TEST_NFTABLES_RENDER_OPTIONS });
     assert.equal(await v4.lostState(), true);

@@ -22,9 +22,14 @@
  * transaction that removed the map element.
  */
 import type { RenderedRuleset, SyncScope } from '../proxier.ts';
+import {
+  type CommonRenderOptions,
+  masqueradeMark,
+  planServicePortChains,
+  podCIDROf,
+} from '../render-common.ts';
 import { cidrContains, cidrFamilyOf, ipFamilyOf, joinHostPort } from '../state/ip.ts';
 import type { DesiredState, EndpointState, IPFamily, NodeInfo, ServicePortState } from '../state/types.ts';
-import { isExternallyAccessible } from '../state/types.ts';
 import {
   affinitySetName,
   BASE_CHAINS,
@@ -51,15 +56,7 @@ import {
 } from './names.ts';
 
 /** Settings of the nftables proxier that shape the rules (the agent's flags). */
-export interface NftablesRenderOptions {
-  /** `--cluster-cidr`: pod CIDRs (either family); see the iptables proxier's option of the same name. */
-  readonly clusterCIDRs: readonly string[];
-  /** `--masquerade-all`: masquerade every packet sent to a cluster IP. */
-  readonly masqueradeAll: boolean;
-  /** Bit of the packet mark that requests SNAT (upstream default 14). */
-  readonly masqueradeBit: number;
-  /** `--nodeport-addresses`: CIDRs selecting the node addresses that accept node ports; empty means all but loopback. */
-  readonly nodePortAddresses: readonly string[];
+export interface NftablesRenderOptions extends CommonRenderOptions {
   /** Service CIDRs: addresses in them that no Service holds are dropped instead of routed. */
   readonly serviceCIDRs: readonly string[];
 }
@@ -203,20 +200,16 @@ function renderServicePort(context: RenderContext, port: ServicePortState): Port
   const protocol = port.protocol.toLowerCase();
   const names = nftServiceChainNames(port);
   const { clusterEndpoints, localEndpoints, hasEndpoints } = port;
-  const accessible = isExternallyAccessible(port);
-  const usesClusterEndpoints = !port.internalPolicyLocal || accessible;
-  const usesLocalEndpoints = port.internalPolicyLocal || (port.externalPolicyLocal && accessible);
-  const usesClusterChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
-  const usesLocalChain = localEndpoints.length > 0 && usesLocalEndpoints;
+  const {
+    usesClusterChain,
+    usesLocalChain,
+    hasInternalEndpoints,
+    hasExternalEndpoints,
+    usesExternalChain,
+    usesFirewallChain,
+  } = planServicePortChains(port);
   const internalChain = port.internalPolicyLocal ? names.local : names.cluster;
-  const hasInternalEndpoints = port.internalPolicyLocal ? localEndpoints.length > 0 : hasEndpoints;
   const externalPolicyChain = port.externalPolicyLocal ? names.local : names.cluster;
-  const hasExternalEndpoints = port.externalPolicyLocal ? localEndpoints.length > 0 : hasEndpoints;
-  // The external chain also short-circuits pod and host traffic, so it exists whenever any
-  // endpoint does, even without one that outside traffic may use.
-  const usesExternalChain = hasEndpoints && accessible;
-  const usesFirewallChain =
-    hasEndpoints && port.loadBalancerIPs.length > 0 && port.loadBalancerSourceRanges.length > 0;
   // Nothing anywhere: reject, so clients are refused at once. Endpoints elsewhere but none that
   // this traffic may use (Local policies): drop, as upstream.
   const noEndpointVerdict = hasEndpoints ? 'drop' : GOTO_REJECT;
@@ -344,7 +337,7 @@ function renderStatic(
   options: NftablesRenderOptions,
   nodePortAddresses: readonly string[] | null,
 ): void {
-  const mark = `0x${(1 << options.masqueradeBit).toString(16).padStart(8, '0')}`;
+  const mark = masqueradeMark(options);
   const addressMap = `type ${words.addressType} . inet_proto . inet_service : verdict ;`;
   const portMap = 'type inet_proto . inet_service : verdict ;';
   out.push(`add table ${table} { comment "rules for portico" ; }`);
@@ -472,7 +465,7 @@ export function renderNftablesRules(
   const context: RenderContext = {
     words,
     masqueradeAll: options.masqueradeAll,
-    podCIDR: options.clusterCIDRs.find((cidr) => cidrFamilyOf(cidr) === family) ?? null,
+    podCIDR: podCIDROf(options, family),
     nodeAddresses: node.addresses.filter((address) => ipFamilyOf(address) === family),
   };
   const key = contextKey(context);

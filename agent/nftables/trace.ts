@@ -11,7 +11,14 @@
  * affinity sets that already hold its source, and `recentSet` the sets it was added to.
  */
 
-import type { TraceOutcome, TracePacket } from '../iptables/trace.ts';
+import {
+  initialPacketState,
+  isLocal,
+  outcome,
+  type PacketState,
+  type TraceOutcome,
+  type TracePacket,
+} from '../iptables/trace.ts';
 import { cidrContains, ipFamilyOf } from '../state/ip.ts';
 
 type Verdict = 'accept' | 'drop' | 'reject';
@@ -431,15 +438,6 @@ export function simulateNftables(...scripts: readonly string[]): SimulatedNftabl
   return nft;
 }
 
-interface PacketState {
-  destination: string;
-  port: number;
-  mark: number;
-  dnat: string | null;
-  masquerade: boolean;
-  recentSet: string[];
-}
-
 type Result = Verdict | 'dnat' | 'masquerade' | null;
 
 interface Branch {
@@ -447,10 +445,6 @@ interface Branch {
   readonly state: PacketState;
   /** null: fell off the chain or returned. */
   readonly result: Result;
-}
-
-function isLocal(address: string, packet: TracePacket): boolean {
-  return packet.localAddresses.includes(address) || cidrContains('127.0.0.0/8', address) || address === '::1';
 }
 
 function valueContains(
@@ -645,14 +639,7 @@ function walkHook(
  * postrouting for packets that leave.
  */
 export function traceNftablesPacket(nft: SimulatedNftables, packet: TracePacket): TraceOutcome[] {
-  const initial: PacketState = {
-    destination: packet.destination,
-    port: packet.port,
-    mark: 0,
-    dnat: null,
-    masquerade: false,
-    recentSet: [],
-  };
+  const initial = initialPacketState(packet);
   const outcomes: TraceOutcome[] = [];
   const first = packet.fromHost === true ? 'output' : 'prerouting';
   for (const afterFirst of walkHook(nft, first, packet, initial)) {
@@ -680,8 +667,4 @@ export function traceNftablesPacket(nft: SimulatedNftables, packet: TracePacket)
     }
   }
   return outcomes;
-}
-
-function outcome(probability: number, verdict: TraceOutcome['verdict'], state: PacketState): TraceOutcome {
-  return { probability, verdict, dnat: state.dnat, masquerade: state.masquerade, recentSet: state.recentSet };
 }
