@@ -254,3 +254,86 @@ describe('EndpointSlice controller against the local API server', () => {
     );
   });
 });
+
+describe('EndpointSlice controller: topology-mode Auto against the local API server', () => {
+  let cluster: EndpointTestCluster;
+
+  before(async () => {
+    cluster = await startEndpointTestCluster();
+  });
+  after(async () => {
+    await cluster?.close();
+  });
+
+  /** Creates a Node and reports its allocatable CPU and readiness through /status, as a kubelet does. */
+  const reportNode = async (name: string, zone: string, cpu: string, ready: boolean): Promise<void> => {
+    let node: V1Node;
+    try {
+      node = await cluster.core.readNode({ name });
+    } catch {
+      node = await createNode(cluster.core, name, zone);
+    }
+    node.status = {
+      allocatable: { cpu, memory: '8Gi', pods: '110' },
+      conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+    };
+    await cluster.core.replaceNodeStatus({ name, body: node });
+  };
+  const reasons = async (): Promise<string[]> => {
+    const list = await cluster.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: 'involvedObject.name=zonal',
+    });
+    return list.items.map((event) => `${event.type} ${event.reason}: ${event.message}`);
+  };
+  const hintCounts = (found: V1EndpointSlice[]): Record<string, number> => {
+    const counts: Record<string, number> = {};
+    for (const endpoint of found.flatMap((slice) => slice.endpoints ?? [])) {
+      for (const zone of endpoint.hints?.forZones ?? []) counts[zone.name] = (counts[zone.name] ?? 0) + 1;
+    }
+    return counts;
+  };
+
+  test('hints follow the zones CPU; a node turning NotReady removes them with an Event', async () => {
+    await reportNode('big', 'zone-a', '6', true);
+    await reportNode('small', 'zone-b', '2000m', true);
+    await inBatches([0, 1, 2, 3], 4, (i) =>
+      createRunningPod(cluster.core, {
+        name: `zonal-${i}`,
+        labels: { app: 'zonal' },
+        ip: podIP(100 + i),
+        nodeName: i < 2 ? 'big' : 'small',
+        ready: true,
+      }),
+    );
+    const service = clusterIPService('zonal', { app: 'zonal' }, '10.96.0.31');
+    service.metadata!.annotations = { 'service.kubernetes.io/topology-mode': 'Auto' };
+    await cluster.core.createNamespacedService({ namespace: 'default', body: service });
+    await eventually(
+      () => slicesOf(cluster.discovery, 'zonal', MANAGED_BY_ENDPOINTSLICE_CONTROLLER),
+      (found) => JSON.stringify(hintCounts(found)) === JSON.stringify({ 'zone-a': 3, 'zone-b': 1 }),
+      'three zone-a hints and one zone-b hint (CPU 6:2)',
+    );
+    await eventually(
+      reasons,
+      (found) =>
+        found.includes(
+          'Normal TopologyAwareHintsEnabled: Topology Aware Hints has been enabled, addressType: IPv4',
+        ),
+      'a TopologyAwareHintsEnabled Event',
+    );
+
+    await reportNode('small', 'zone-b', '2000m', false);
+    await eventually(
+      () => slicesOf(cluster.discovery, 'zonal', MANAGED_BY_ENDPOINTSLICE_CONTROLLER),
+      (found) => found.length === 1 && Object.keys(hintCounts(found)).length === 0,
+      'hints removed',
+    );
+    await eventually(
+      reasons,
+      (found) =>
+        found.includes('Warning TopologyAwareHintsDisabled: Nodes only ready in one zone, addressType: IPv4'),
+      'a TopologyAwareHintsDisabled Event',
+    );
+  });
+});

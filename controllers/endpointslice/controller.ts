@@ -17,11 +17,14 @@ import {
 } from '../endpoint-informers.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../runtime/controller.ts';
 import type { EventRecorder } from '../runtime/events.ts';
+import { objectKey } from '../runtime/informer.ts';
 import { apiStatusCode, describeError, type KubeJsonClient, kubeJsonClient } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import { getOrCreateCounter, METRIC_PREFIX } from '../runtime/metrics.ts';
+import { topologyAnnotationEnabled } from './hints.ts';
 import { DEFAULT_MAX_ENDPOINTS_PER_SLICE, planEndpointSlices, validateMaxEndpointsPerSlice } from './plan.ts';
 import { serviceSelector } from './pods.ts';
+import { type ZoneCapacity, zoneCapacityOf } from './topology-hints.ts';
 import { TriggerTimeTracker } from './trigger-time.ts';
 import { EndpointSliceWriteTracker, serviceKeyOfSlice } from './write-tracker.ts';
 
@@ -154,6 +157,10 @@ export class EndpointSliceReconciler implements Reconciler {
   readonly #events: EventRecorder | undefined;
   readonly #maxEndpointsPerSlice: number;
   readonly #triggerTimes = new TriggerTimeTracker();
+  /** Services whose slices carry `topology-mode: Auto` hints (upstream's topology cache knows it too). */
+  readonly #topologyHintsPopulated = new Set<string>();
+  /** The cluster's CPU by zone, computed when an annotated Service first needs it after a node change. */
+  #zoneCapacity: ZoneCapacity | undefined;
   /** Our own recent writes, so a lagging cache neither triggers syncs nor causes duplicate creates. */
   readonly tracker = new EndpointSliceWriteTracker();
 
@@ -173,6 +180,7 @@ export class EndpointSliceReconciler implements Reconciler {
       // The slices carry an owner reference to the Service; the garbage collector removes them.
       this.tracker.forgetService(key);
       this.#triggerTimes.forget(key);
+      this.#topologyHintsPopulated.delete(key);
       return undefined;
     }
     if (service.spec?.type === 'ExternalName' || serviceSelector(service) === undefined) return undefined;
@@ -189,7 +197,13 @@ export class EndpointSliceReconciler implements Reconciler {
     const plan = planEndpointSlices(service, pods, nodes, slices, {
       maxEndpointsPerSlice: this.#maxEndpointsPerSlice,
       triggerTime: this.#triggerTimes.compute(key, service, pods),
+      ...(topologyAnnotationEnabled(service) ? { zoneCapacity: this.#currentZoneCapacity() } : {}),
+      topologyHintsPopulated: this.#topologyHintsPopulated.has(key),
     });
+    if (plan.topologyHintsPopulated) this.#topologyHintsPopulated.add(key);
+    else this.#topologyHintsPopulated.delete(key);
+    for (const event of plan.events)
+      void this.#events?.event(service, event.type, event.reason, event.message);
     const errors = await applySliceWrites(this.#api, plan, ENDPOINTSLICE_CONTROLLER_NAME, {
       written: (slice) => this.tracker.recordWrite(slice),
       deleting: (slice) => this.tracker.expectDeletion(slice),
@@ -202,6 +216,31 @@ export class EndpointSliceReconciler implements Reconciler {
     if (plan.podsOnMissingNodes.length > 0) return { requeueAfter: MISSING_NODE_RETRY_MS };
     return undefined;
   }
+
+  /** Drops the cached CPU by zone after a node change that can alter it. */
+  forgetZoneCapacity(): void {
+    this.#zoneCapacity = undefined;
+  }
+
+  #currentZoneCapacity(): ZoneCapacity {
+    this.#zoneCapacity ??= zoneCapacityOf(this.#informers.nodes.list());
+    return this.#zoneCapacity;
+  }
+}
+
+/**
+ * What of a Node the `topology-mode: Auto` heuristic reads (upstream watches readiness and zone;
+ * allocatable CPU and the control-plane labels count as well, since they change the shares too).
+ */
+function topologyRelevantState(node: V1Node): string {
+  const labels = node.metadata?.labels ?? {};
+  return JSON.stringify([
+    node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status ?? '',
+    labels[LABEL_TOPOLOGY_ZONE] ?? '',
+    node.status?.allocatable?.['cpu'] ?? '',
+    'node-role.kubernetes.io/control-plane' in labels,
+    'node-role.kubernetes.io/master' in labels,
+  ]);
 }
 
 function zoneOf(node: V1Node): string | undefined {
@@ -229,12 +268,31 @@ export function createEndpointSliceController(options: EndpointSliceControllerOp
   const { informers } = options;
   const batchMs = options.endpointUpdatesBatchPeriodMs ?? 0;
   const enqueuePodServices = queueServicesOnServiceAndPodEvents(informers, controller, batchMs);
+  // A node change can move every zone's CPU share, so all annotated Services are synced again
+  // (upstream narrows this to the Services it finds overloaded; a sync that changes nothing writes
+  // nothing). One scan serves a burst of node events, such as the informer's initial list.
+  let topologyScanPending = false;
+  const zoneCapacityChanged = () => {
+    reconciler.forgetZoneCapacity();
+    if (topologyScanPending) return;
+    topologyScanPending = true;
+    setImmediate(() => {
+      topologyScanPending = false;
+      for (const service of informers.services.list().filter(topologyAnnotationEnabled))
+        controller.enqueue(objectKey(service));
+    }).unref();
+  };
   informers.nodes.addEventHandler({
-    onAdd: (node) => enqueuePodServices(serviceKeysWithPodsOnNode(informers, node.metadata?.name ?? '')),
+    onAdd: (node) => {
+      zoneCapacityChanged();
+      enqueuePodServices(serviceKeysWithPodsOnNode(informers, node.metadata?.name ?? ''));
+    },
     onUpdate: (previous, node) => {
+      if (topologyRelevantState(previous) !== topologyRelevantState(node)) zoneCapacityChanged();
       if (zoneOf(previous) !== zoneOf(node))
         enqueuePodServices(serviceKeysWithPodsOnNode(informers, node.metadata?.name ?? ''));
     },
+    onDelete: () => zoneCapacityChanged(),
   });
   const sliceDelayMs = Math.max(SLICE_EVENT_DELAY_MS, batchMs);
   const ours = (slice: V1EndpointSlice) =>

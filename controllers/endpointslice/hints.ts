@@ -73,8 +73,8 @@ const sameNodeHints = preferCloseHints(true);
 
 /**
  * True when the Service asks for topology-aware routing through its annotation (the legacy key wins
- * when both are set). Upstream then ignores `trafficDistribution` and runs its CPU-proportional
- * topology cache, which Portico does not implement; such Services get no hints.
+ * when both are set). The annotation takes precedence over `trafficDistribution`, as upstream
+ * decides: such Services get the CPU-proportional hints of `topology-hints.ts` instead.
  */
 export function topologyAnnotationEnabled(service: V1Service): boolean {
   const annotations = service.metadata?.annotations ?? {};
@@ -84,7 +84,9 @@ export function topologyAnnotationEnabled(service: V1Service): boolean {
 
 /**
  * The hint heuristic for a Service's `spec.trafficDistribution`: zone hints for `PreferClose` and
- * `PreferSameZone`, zone and node hints for `PreferSameNode`; other values strip hints.
+ * `PreferSameZone`, zone and node hints for `PreferSameNode`; other values strip hints. With the
+ * topology annotation set, the field is ignored (hints are stripped here; the planner then runs
+ * the topology heuristic instead).
  */
 export function hintHeuristicFor(service: V1Service): HintHeuristic {
   if (topologyAnnotationEnabled(service)) return stripHints;

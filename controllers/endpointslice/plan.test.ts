@@ -551,13 +551,17 @@ describe('planEndpointSlices: traffic distribution hints', () => {
     assert.ok(store.list().every((s) => s.endpoints!.every((e) => e.hints === undefined)));
   });
 
-  test('topology-mode Auto wins over trafficDistribution; Portico then writes no hints', () => {
+  test('topology-mode Auto wins over trafficDistribution: nodes without allocatable CPU give no hints', () => {
     const service = makeService({
       trafficDistribution: 'PreferClose',
       annotations: { 'service.kubernetes.io/topology-mode': 'Auto' },
     });
     const plan = planEndpointSlices(service, makePods(2), nodes, []);
     assert.ok(plan.create[0]!.endpoints!.every((e) => e.hints === undefined));
+    assert.deepEqual(
+      plan.events.map((event) => event.reason),
+      ['TopologyAwareHintsDisabled'],
+    );
   });
 });
 

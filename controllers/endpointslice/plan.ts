@@ -20,7 +20,7 @@ import {
   LABEL_TOPOLOGY_ZONE,
   MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
 } from '../../api/labels.ts';
-import { type HintHeuristic, hintHeuristicFor } from './hints.ts';
+import { type HintHeuristic, hintHeuristicFor, topologyAnnotationEnabled } from './hints.ts';
 import {
   addressTypeOf,
   canonicalIP,
@@ -36,6 +36,13 @@ import {
   shouldPodBeInEndpoints,
   shouldSetHostname,
 } from './pods.ts';
+import {
+  addTopologyHints,
+  type PlanEvent,
+  topologyHintsDisabledEvent,
+  type ZoneCapacity,
+  zoneCapacityOf,
+} from './topology-hints.ts';
 
 /** Upstream's default for `--max-endpoints-per-slice`. */
 export const DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100;
@@ -51,6 +58,17 @@ export interface PlanEndpointSlicesOptions {
   triggerTime?: Date;
   /** The managed-by label value this controller owns; default Portico's. */
   managedBy?: string;
+  /**
+   * The cluster's CPU by zone for `topology-mode: Auto` Services; by default computed from `nodes`
+   * (which must then hold every node, not only those of the Service's pods).
+   */
+  zoneCapacity?: ZoneCapacity;
+  /**
+   * Whether the Service's slices carried `topology-mode: Auto` hints after its last sync, as the
+   * reconciler remembers it (upstream keeps it in its topology cache). It decides the
+   * `TopologyAwareHintsEnabled` and `TopologyAwareHintsDisabled` Events of a change of mode.
+   */
+  topologyHintsPopulated?: boolean;
 }
 
 /** The writes that bring a Service's EndpointSlices to the desired state. */
@@ -66,6 +84,10 @@ export interface EndpointSlicePlan {
    * rest and returns an error so the Service is retried; the caller should requeue likewise.
    */
   podsOnMissingNodes: string[];
+  /** Events to record on the Service (topology hints turned on or off, and why). */
+  events: PlanEvent[];
+  /** Whether the slices carry `topology-mode: Auto` hints after this plan; for the next sync's options. */
+  topologyHintsPopulated: boolean;
 }
 
 /**
@@ -505,7 +527,14 @@ export function planEndpointSlices(
   const maxEndpointsPerSlice = options.maxEndpointsPerSlice ?? DEFAULT_MAX_ENDPOINTS_PER_SLICE;
   validateMaxEndpointsPerSlice(maxEndpointsPerSlice);
   const managedBy = options.managedBy ?? MANAGED_BY_ENDPOINTSLICE_CONTROLLER;
-  const plan: EndpointSlicePlan = { create: [], update: [], delete: [], podsOnMissingNodes: [] };
+  const plan: EndpointSlicePlan = {
+    create: [],
+    update: [],
+    delete: [],
+    podsOnMissingNodes: [],
+    events: [],
+    topologyHintsPopulated: options.topologyHintsPopulated === true,
+  };
   if (service.spec?.type === 'ExternalName' || serviceSelector(service) === undefined) return plan;
 
   const serviceName = service.metadata?.name ?? '';
@@ -544,6 +573,8 @@ export function planEndpointSlices(
   const portsByPod = candidates.map((pod) => endpointPortsForPod(service, pod));
   const missingNodes = new Set<string>();
   const heuristic = hintHeuristicFor(service);
+  const autoHints = topologyAnnotationEnabled(service);
+  const zoneCapacity = autoHints ? (options.zoneCapacity ?? zoneCapacityOf(nodes.values())) : undefined;
 
   for (const addressType of addressTypes) {
     const existing = slicesByType.get(addressType) ?? [];
@@ -610,7 +641,22 @@ export function planEndpointSlices(
 
     const touched = new Set([...result.update, ...result.delete].map((slice) => slice.metadata?.name ?? ''));
     const unchanged = existing.filter((slice) => !touched.has(slice.metadata?.name ?? ''));
-    result.update.push(...applyHints(heuristic, result, unchanged));
+    if (zoneCapacity !== undefined) {
+      const outcome = addTopologyHints(
+        { create: result.create, update: result.update, unchanged },
+        zoneCapacity,
+        addressType,
+        plan.topologyHintsPopulated,
+      );
+      result.update.push(...outcome.update);
+      plan.events.push(...outcome.events);
+      plan.topologyHintsPopulated = outcome.populated;
+    } else {
+      // The annotation was removed: say so once, then let `trafficDistribution` (or nothing) hint.
+      if (plan.topologyHintsPopulated) plan.events.push(topologyHintsDisabledEvent(addressType));
+      plan.topologyHintsPopulated = false;
+      result.update.push(...applyHints(heuristic, result, unchanged));
+    }
     recycleDeletes(result, service);
 
     plan.create.push(...result.create);

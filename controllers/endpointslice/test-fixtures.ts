@@ -132,6 +132,37 @@ export function makeNodes(zones: Record<string, string>): Map<string, V1Node> {
   return nodes;
 }
 
+/** A Node as the heuristic of `topology-mode: Auto` reads it. */
+export interface CapacityNodeInput {
+  /** `topology.kubernetes.io/zone`; none when undefined. */
+  zone?: string;
+  /** `status.allocatable.cpu`; none when undefined. */
+  cpu?: string;
+  /** The Ready condition (default true). */
+  ready?: boolean;
+  /** Extra labels, such as `node-role.kubernetes.io/control-plane`. */
+  labels?: Record<string, string>;
+}
+
+/** Nodes by name with zone, allocatable CPU and readiness. */
+export function makeCapacityNodes(input: Record<string, CapacityNodeInput>): Map<string, V1Node> {
+  const nodes = new Map<string, V1Node>();
+  for (const [name, node] of Object.entries(input)) {
+    const labels: Record<string, string> = { ...node.labels };
+    if (node.zone !== undefined) labels['topology.kubernetes.io/zone'] = node.zone;
+    nodes.set(name, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name, labels },
+      status: {
+        allocatable: node.cpu === undefined ? {} : { cpu: node.cpu },
+        conditions: [{ type: 'Ready', status: node.ready === false ? 'False' : 'True' }],
+      },
+    });
+  }
+  return nodes;
+}
+
 /**
  * Applies a plan as the API server would: creates get a name, uid, resourceVersion and generation;
  * updates replace by name and bump generation; deletes remove. Returns the new set of slices.
