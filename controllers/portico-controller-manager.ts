@@ -4,6 +4,7 @@
  * configuration, leader election, health and metrics endpoints and an orderly shutdown.
  */
 import { parseArgs } from 'node:util';
+import { poolRoutes } from '../webhooks/routes.ts';
 import { createEndpointControllers } from './endpoint-controllers.ts';
 import { allEndpointInformers } from './endpoint-informers.ts';
 import { DEFAULT_MAX_ENDPOINTS_PER_SLICE, validateMaxEndpointsPerSlice } from './endpointslice/plan.ts';
@@ -395,6 +396,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       config: allocationConfig,
       logger,
     });
+    // The pool webhook checks overlaps against the LoadBalancer controller's pools cache, which
+    // the manager syncs on every replica, so no second watch of pools is opened.
+    allocation.webhookServer?.addRoutes(poolRoutes(loadBalancer.pools));
     // Admission is answered by every replica, not only the leader, so it lives beside the manager.
     void manager.done.then(() => allocation.webhookServer?.stop());
     const onSignal = (signal: NodeJS.Signals) => {

@@ -40,7 +40,9 @@ import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1
 import { parse, parseAllDocuments } from 'yaml';
 import { LOAD_BALANCER_IP_POOL_CRD } from '../api/loadbalancerippool.ts';
 import { parseControllerManagerFlags } from '../controllers/portico-controller-manager.ts';
+import { webhookConfigurations } from '../webhooks/configurations.ts';
 import { VALIDATE_ENDPOINTS_PATH, VALIDATE_ENDPOINTSLICES_PATH } from '../webhooks/endpoints/validate.ts';
+import { VALIDATE_LOADBALANCERIPPOOLS_PATH } from '../webhooks/loadbalancerippools/validate.ts';
 import { MUTATE_SERVICES_PATH } from '../webhooks/services/mutate.ts';
 import { VALIDATE_SERVICES_PATH } from '../webhooks/services/validate.ts';
 import { REPO_ROOT, runHelm } from './tools/helm.ts';
@@ -533,8 +535,17 @@ describe('charts/portico: admission webhooks', () => {
       'services.portico.dev': VALIDATE_SERVICES_PATH,
       'endpoints.portico.dev': VALIDATE_ENDPOINTS_PATH,
       'endpointslices.portico.dev': VALIDATE_ENDPOINTSLICES_PATH,
-      'loadbalancerippools.portico.dev': '/validate-loadbalancerippools',
+      'loadbalancerippools.portico.dev': VALIDATE_LOADBALANCERIPPOOLS_PATH,
     });
+  });
+
+  test('the chart routes the same resources to the same webhooks as the local cluster does', async () => {
+    const manifests = await render();
+    const chart = find<IValidatingWebhookConfiguration>(manifests, 'ValidatingWebhookConfiguration');
+    const local = webhookConfigurations('portico', { url: 'https://127.0.0.1:9443' }, 'ca').validating;
+    const routing = (webhooks: readonly { name: string; rules?: unknown[] }[]) =>
+      Object.fromEntries(webhooks.map((webhook) => [webhook.name, webhook.rules]));
+    assert.deepEqual(routing(chart.webhooks ?? []), routing(local.webhooks ?? []));
   });
 
   test('the caBundle is the CA that signed a serving certificate valid for the webhook Service', async () => {

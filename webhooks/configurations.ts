@@ -4,7 +4,13 @@ import type {
   V1RuleWithOperations,
   V1ValidatingWebhookConfiguration,
 } from '@kubernetes/client-node';
+import {
+  LOAD_BALANCER_IP_POOL_PLURAL,
+  LOAD_BALANCER_IP_POOL_VERSION,
+  PORTICO_GROUP,
+} from '../api/loadbalancerippool.ts';
 import { VALIDATE_ENDPOINTS_PATH, VALIDATE_ENDPOINTSLICES_PATH } from './endpoints/validate.ts';
+import { VALIDATE_LOADBALANCERIPPOOLS_PATH } from './loadbalancerippools/validate.ts';
 import { MUTATE_SERVICES_PATH } from './services/mutate.ts';
 import { VALIDATE_SERVICES_PATH } from './services/validate.ts';
 
@@ -33,15 +39,17 @@ function clientConfig(
 
 /**
  * The MutatingWebhookConfiguration and ValidatingWebhookConfiguration that route Services,
- * Endpoints and EndpointSlices to Portico. There is one endpoint, in a cluster the Service in
- * front of all replicas: the API server calls every mutating webhook entry in turn, so one entry
- * per replica would make the second replica try to allocate what the first had just written in.
+ * Endpoints, EndpointSlices and LoadBalancerIPPools to Portico. There is one endpoint, in a
+ * cluster the Service in front of all replicas: the API server calls every mutating webhook entry
+ * in turn, so one entry per replica would make the second replica try to allocate what the first
+ * had just written in.
  *
  * The Service webhooks fail closed (`failurePolicy: Fail`): a Service admitted without its
  * allocation would have no ClusterIP. The mutating one declares `sideEffects: NoneOnDryRun`
  * because it writes allocations except on dry run, and `reinvocationPolicy: Never`: a second
  * call for the same CREATE would see the values the first call wrote in as requested ones and
- * be denied as already allocated.
+ * be denied as already allocated. The pool webhook fails closed too: an overlapping pool that
+ * slips in while the webhook is down would be marked Overlapping and hand out nothing.
  */
 export function webhookConfigurations(
   name: string,
@@ -93,6 +101,23 @@ export function webhookConfigurations(
         admissionReviewVersions: ['v1'],
         clientConfig: clientConfig(endpoint, VALIDATE_ENDPOINTSLICES_PATH, caBundle),
         rules: [{ ...servicesRule, apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'] }],
+        failurePolicy: 'Fail',
+        sideEffects: 'None',
+        timeoutSeconds: 10,
+      },
+      {
+        name: 'loadbalancerippools.portico.dev',
+        admissionReviewVersions: ['v1'],
+        clientConfig: clientConfig(endpoint, VALIDATE_LOADBALANCERIPPOOLS_PATH, caBundle),
+        rules: [
+          {
+            apiGroups: [PORTICO_GROUP],
+            apiVersions: [LOAD_BALANCER_IP_POOL_VERSION],
+            operations: ['CREATE', 'UPDATE'],
+            resources: [LOAD_BALANCER_IP_POOL_PLURAL],
+            scope: 'Cluster',
+          },
+        ],
         failurePolicy: 'Fail',
         sideEffects: 'None',
         timeoutSeconds: 10,

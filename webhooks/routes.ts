@@ -5,6 +5,11 @@ import {
   validateEndpointsWebhook,
 } from './endpoints/validate.ts';
 import type { AdmissionHandler } from './handler.ts';
+import {
+  type PoolCache,
+  VALIDATE_LOADBALANCERIPPOOLS_PATH,
+  validateLoadBalancerIPPoolsWebhook,
+} from './loadbalancerippools/validate.ts';
 import type { ServiceAllocators } from './services/allocators.ts';
 import { MUTATE_SERVICES_PATH, mutateServices } from './services/mutate.ts';
 import { validationOptionsFor } from './services/options.ts';
@@ -17,6 +22,15 @@ export interface WebhookRoutesOptions {
   readonly allocators: ServiceAllocators;
   /** Looks addresses up among Services' ClusterIPs (a Services informer index). */
   readonly isClusterIP: ClusterIPLookup;
+}
+
+/**
+ * The LoadBalancerIPPool webhook, added by the controller-manager to the server Service
+ * allocation built (`WebhookServer.addRoutes`), over the LoadBalancer controller's pools
+ * informer.
+ */
+export function poolRoutes(pools: PoolCache): Map<string, AdmissionHandler> {
+  return new Map([[VALIDATE_LOADBALANCERIPPOOLS_PATH, validateLoadBalancerIPPoolsWebhook(pools)]]);
 }
 
 /** Every webhook Portico serves, by path. */

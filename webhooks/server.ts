@@ -68,6 +68,7 @@ const certificateReloads = () =>
 export class WebhookServer {
   readonly #options: WebhookServerOptions;
   readonly #logger: Logger;
+  readonly #routes: Map<string, AdmissionHandler>;
   #server: Server | undefined;
   #watchers: FSWatcher[] = [];
   #poll: NodeJS.Timeout | undefined;
@@ -78,7 +79,17 @@ export class WebhookServer {
   /** @param options listen address, certificate files, routes and logger */
   constructor(options: WebhookServerOptions) {
     this.#options = options;
+    this.#routes = new Map(options.routes);
     this.#logger = options.logger.child({ component: 'webhook-server' });
+  }
+
+  /**
+   * Serves more webhooks, before or after {@link start}: the controller-manager adds the pool
+   * webhook, whose cache belongs to the LoadBalancer controller, beside the Service ones that
+   * Service allocation set up. A path already served is replaced.
+   */
+  addRoutes(routes: ReadonlyMap<string, AdmissionHandler>): void {
+    for (const [path, handler] of routes) this.#routes.set(path, handler);
   }
 
   /** The bound address (useful with port 0). */
@@ -121,7 +132,7 @@ export class WebhookServer {
     this.#logger.info('serving admission webhooks', {
       address: bound.host,
       port: bound.port,
-      paths: [...this.#options.routes.keys()],
+      paths: [...this.#routes.keys()],
     });
   }
 
@@ -195,7 +206,7 @@ export class WebhookServer {
       else response.writeHead(503, { 'Content-Type': 'text/plain' }).end(reason);
       return;
     }
-    const handler = this.#options.routes.get(path);
+    const handler = this.#routes.get(path);
     if (handler === undefined) {
       response.writeHead(404, { 'Content-Type': 'text/plain' }).end(`no webhook at ${path}`);
       return;

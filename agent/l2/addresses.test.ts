@@ -66,3 +66,110 @@ describe('IpAddressDriver in a network namespace', {
     });
   });
 });
+
+/** The MAC of `lan0` in `namespace`. */
+async function lanMac(namespace: string): Promise<string> {
+  const links = JSON.parse(await ip(['-n', namespace, '-j', 'link', 'show', 'dev', 'lan0'])) as {
+    address: string;
+  }[];
+  return links[0]?.address ?? '';
+}
+
+/** The client's neighbour entry for `address`: its MAC, or undefined when there is none. */
+async function neighbourMac(namespace: string, address: string): Promise<string | undefined> {
+  const entries = JSON.parse(await ip(['-n', namespace, '-j', '-6', 'neigh', 'show', 'dev', 'lan0'])) as {
+    dst: string;
+    lladdr?: string;
+  }[];
+  return entries.find((entry) => entry.dst === address)?.lladdr;
+}
+
+/**
+ * Two node namespaces and a client on one bridge, IPv6 only from the ULA fd00:198:18::/64, which
+ * never leaves these namespaces. Every namespace is removed, also when `body` fails.
+ */
+async function withIpv6Lan(
+  body: (lan: { nodeA: string; nodeB: string; client: string }) => Promise<void>,
+): Promise<void> {
+  const prefix = `portico-l2t-${randomBytes(4).toString('hex')}`;
+  const names = { bridge: `${prefix}-br`, nodeA: `${prefix}-a`, nodeB: `${prefix}-b`, client: `${prefix}-c` };
+  const created: string[] = [];
+  try {
+    for (const namespace of Object.values(names)) {
+      await ip(['netns', 'add', namespace]);
+      created.push(namespace);
+    }
+    await ip(['-n', names.bridge, 'link', 'add', 'br0', 'type', 'bridge']);
+    await ip(['-n', names.bridge, 'link', 'set', 'br0', 'up']);
+    for (const [port, namespace] of [
+      ['pa', names.nodeA],
+      ['pb', names.nodeB],
+      ['pc', names.client],
+    ] as const) {
+      await ip([
+        '-n',
+        namespace,
+        'link',
+        'add',
+        'lan0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        port,
+        'netns',
+        names.bridge,
+      ]);
+      await ip(['-n', names.bridge, 'link', 'set', port, 'master', 'br0', 'up']);
+      await ip(['-n', namespace, 'link', 'set', 'lan0', 'up']);
+    }
+    await ip(['-n', names.client, 'addr', 'add', 'fd00:198:18::fe/64', 'dev', 'lan0', 'nodad']);
+    await body(names);
+  } finally {
+    for (const namespace of created) await ip(['netns', 'del', namespace]).catch(() => undefined);
+  }
+}
+
+describe('IPv6 takeover in network namespaces', {
+  skip: isRoot ? false : 'needs root and iproute2',
+}, () => {
+  test('the new holder’s unsolicited NA moves the client’s neighbour entry to its MAC at once', async () => {
+    await withIpv6Lan(async ({ nodeA, nodeB, client }) => {
+      const lbIp = 'fd00:198:18::10';
+      const driverA = new IpAddressDriver({ interface: 'lan0', netns: nodeA, lifetimeSeconds: 30 });
+      const driverB = new IpAddressDriver({ interface: 'lan0', netns: nodeB, lifetimeSeconds: 30 });
+      await driverA.configure([lbIp]);
+      const line = (await ip(['-n', nodeA, '-6', 'addr', 'show', 'dev', 'lan0']))
+        .split('\n')
+        .find((text) => text.includes(`${lbIp}/128`));
+      assert.match(line ?? '', /scope global nodad/, 'added without duplicate address detection');
+      assert.doesNotMatch(line ?? '', /tentative/, 'usable at once');
+      // One datagram makes the client solicit the address, which node A answers at once.
+      await execFileAsync('/usr/sbin/ip', [
+        'netns',
+        'exec',
+        client,
+        'bash',
+        '-c',
+        `echo x > /dev/udp/${lbIp}/9`,
+      ]);
+      const macA = await lanMac(nodeA);
+      const macB = await lanMac(nodeB);
+      const learned = Date.now();
+      while ((await neighbourMac(client, lbIp)) !== macA) {
+        assert.ok(Date.now() - learned < 3_000, 'the client learned node A as the holder');
+        await sleep(50);
+      }
+
+      await driverA.remove([lbIp]);
+      await driverB.configure([lbIp]);
+      await driverB.announce(lbIp);
+      const announced = Date.now();
+      while ((await neighbourMac(client, lbIp)) !== macB) {
+        assert.ok(Date.now() - announced < 1_000, 'the client moved to node B without soliciting');
+        await sleep(20);
+      }
+      assert.deepEqual(await driverB.configured(), [lbIp]);
+    });
+  });
+});

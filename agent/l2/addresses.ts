@@ -2,7 +2,8 @@
  * The kernel side of L2 announcement: the announcing node carries the LoadBalancer IP as a host
  * address (/32, or /128 without duplicate address detection) on its LAN interface, so the kernel
  * answers ARP/NDP for it and accepts its traffic for the proxier's rules; it sends gratuitous ARP
- * on takeover so neighbours drop the previous holder's MAC at once.
+ * (IPv4) or an unsolicited Neighbor Advertisement (IPv6) on takeover so neighbours drop the
+ * previous holder's MAC at once.
  *
  * Every address is added with a short valid lifetime that the announcer keeps refreshing. If the
  * agent dies (SIGKILL, OOM) nobody refreshes it and the kernel deletes it before the lease
@@ -41,6 +42,8 @@ export interface IpAddressDriverOptions {
   netns?: string;
   ipPath?: string;
   arpingPath?: string;
+  /** `na6` of the SI6 IPv6 toolkit (Debian package `ipv6toolkit`). */
+  na6Path?: string;
   sysctlPath?: string;
 }
 
@@ -57,7 +60,7 @@ interface IpJsonAddress {
   valid_life_time?: number;
 }
 
-/** Drives `ip`, `sysctl` and `arping` (iputils-arping). */
+/** Drives `ip`, `sysctl`, `arping` (iputils-arping) and `na6` (ipv6toolkit). */
 export class IpAddressDriver implements AnnouncementAddresses {
   readonly #options: Required<Omit<IpAddressDriverOptions, 'netns'>> & { netns: string | undefined };
   readonly #label: string | undefined;
@@ -69,6 +72,7 @@ export class IpAddressDriver implements AnnouncementAddresses {
       lifetimeSeconds: options.lifetimeSeconds,
       ipPath: options.ipPath ?? '/usr/sbin/ip',
       arpingPath: options.arpingPath ?? '/usr/bin/arping',
+      na6Path: options.na6Path ?? '/usr/sbin/na6',
       sysctlPath: options.sysctlPath ?? '/usr/sbin/sysctl',
     };
     const label = `${options.interface}${LABEL_SUFFIX}`;
@@ -140,11 +144,27 @@ export class IpAddressDriver implements AnnouncementAddresses {
 
   /**
    * IPv4: `arping -U` (sender = target = the IP, which updates every neighbour's cache entry).
-   * IPv6: the kernel answers solicitations for the address; there is no unsolicited NA tool in
-   * our packages, so IPv6 neighbours learn the new holder when their entry goes stale.
+   * IPv6: an unsolicited Neighbor Advertisement to all nodes (ff02::1) from the IP itself, with
+   * the Override flag and this interface's MAC as target link-layer address, which RFC 4861
+   * makes neighbours replace a cached entry with (the kernel sends none for a `nodad` address:
+   * without DAD there is no completion that would trigger its own `ndisc_notify`).
    */
   async announce(ip: string): Promise<void> {
-    if (isIPv6(ip)) return;
+    if (isIPv6(ip)) {
+      await this.#exec(this.#options.na6Path, [
+        '-i',
+        this.#options.interface,
+        '-s',
+        ip,
+        '-d',
+        'ff02::1',
+        '-t',
+        ip,
+        '-o',
+        '-e',
+      ]);
+      return;
+    }
     await this.#exec(this.#options.arpingPath, [
       '-q',
       '-U',

@@ -9,15 +9,23 @@
  * - a dead agent stops refreshing the address lifetime, so the kernel drops the IP before the
  *   lease expires for the other candidates (see addresses.ts);
  * - every resync compares the addresses on the interface with the leases held and removes the
- *   rest (kube-vip's duplicate VIP bug came from trusting lease events alone).
+ *   rest (kube-vip's duplicate VIP bug came from trusting lease events alone);
+ * - an IP goes back to a more preferred node only by handing the Lease to it after the address is
+ *   gone (rebalance.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { describeError } from '../../controllers/runtime/kube.ts';
-import { type LeaderElectionTiming, LeaderElector } from '../../controllers/runtime/leader-election.ts';
+import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { apiStatusCode, describeError } from '../../controllers/runtime/kube.ts';
+import {
+  type LeaderElectionTiming,
+  LeaderElector,
+  nextLeaseSpec,
+} from '../../controllers/runtime/leader-election.ts';
 import type { Logger } from '../../controllers/runtime/logging.ts';
 import type { AnnouncementAddresses } from './addresses.ts';
 import { l2LeaseName } from './eligibility.ts';
+import type { NodePresence } from './presence.ts';
+import { HANDOFF_BACKOFF_MS, handoffTarget } from './rebalance.ts';
 
 /** Timing of L2 announcement, in milliseconds. */
 export interface L2Timing extends LeaderElectionTiming {
@@ -90,7 +98,12 @@ export function validateL2Timing(timing: L2Timing): string[] {
 export interface AnnouncementTarget {
   readonly ip: string;
   readonly rank: number;
+  /** The eligible nodes ahead of this one, best first (`rank` of them); absent: none known. */
+  readonly preferred?: readonly string[];
 }
+
+/** Compare-and-swap attempts of a handover that races this node's own renewals. */
+const HANDOFF_ATTEMPTS = 3;
 
 /** Options of {@link L2Announcer}. */
 export interface L2AnnouncerOptions {
@@ -102,6 +115,8 @@ export interface L2AnnouncerOptions {
   addresses: AnnouncementAddresses;
   timing?: L2Timing;
   logger: Logger;
+  /** Other nodes' announcers that are alive; without it an IP is never handed back. */
+  presence?: NodePresence;
 }
 
 /** One IP's campaign: the elector loop and whether this node currently announces it. */
@@ -112,6 +127,11 @@ interface Campaign {
   elector: LeaderElector | undefined;
   announcing: boolean;
   done: Promise<void>;
+  preferred: readonly string[];
+  /** When this node last took the IP (local clock). */
+  heldSinceMs: number;
+  /** Agent incarnations the IP was handed to, until when they are not offered it again. */
+  readonly blockedUntilMs: Map<string, number>;
 }
 
 /**
@@ -123,6 +143,7 @@ export class L2Announcer {
   readonly #timing: L2Timing;
   readonly #logger: Logger;
   readonly #campaigns = new Map<string, Campaign>();
+  readonly #leases: CoordinationV1Api;
   #refreshTimer: NodeJS.Timeout | undefined;
   #resyncTimer: NodeJS.Timeout | undefined;
   #prepared = false;
@@ -146,6 +167,7 @@ export class L2Announcer {
     const errors = validateL2Timing(this.#timing);
     if (errors.length > 0) throw new Error(errors.join('; '));
     this.#logger = options.logger.child({ component: 'l2-announcer', node: options.nodeName });
+    this.#leases = options.kubeConfig.makeApiClient(CoordinationV1Api);
   }
 
   /** Starts the lifetime refresh and the periodic resync. */
@@ -183,12 +205,38 @@ export class L2Announcer {
         ending.push(ended);
       } else {
         campaign.rank = target.rank;
+        campaign.preferred = target.preferred ?? [];
       }
     }
     for (const target of targets) {
       if (!this.#campaigns.has(target.ip)) this.#campaigns.set(target.ip, this.#begin(target));
     }
-    await Promise.all(ending);
+    await Promise.all([...ending, this.rebalance()]);
+  }
+
+  /**
+   * Hands each IP this node announces to the best more-preferred node whose announcer is alive
+   * (rebalance.ts); call it when the plan or other nodes' presence changed.
+   */
+  async rebalance(): Promise<void> {
+    const presence = this.#options.presence;
+    if (presence === undefined || this.#stopped) return;
+    const handovers: Promise<void>[] = [];
+    for (const campaign of this.#campaigns.values()) {
+      if (!campaign.announcing || campaign.preferred.length === 0) continue;
+      const to = handoffTarget({
+        preferred: campaign.preferred,
+        heldSinceMs: campaign.heldSinceMs,
+        nowMs: Date.now(),
+        presence,
+        blockedUntilMs: campaign.blockedUntilMs,
+      });
+      if (to !== undefined) {
+        const logger = this.#logger.child({ ip: campaign.ip });
+        handovers.push(this.#handOff(campaign, to, logger));
+      }
+    }
+    await Promise.all(handovers);
   }
 
   /**
@@ -249,6 +297,9 @@ export class L2Announcer {
       elector: undefined,
       announcing: false,
       done: Promise.resolve(),
+      preferred: target.preferred ?? [],
+      heldSinceMs: 0,
+      blockedUntilMs: new Map(),
     };
     campaign.done = this.#campaign(campaign).catch((error: unknown) => {
       this.#logger.error('L2 campaign failed', { ip: campaign.ip, error: describeError(error) });
@@ -305,8 +356,68 @@ export class L2Announcer {
     }
     await this.#options.addresses.configure([campaign.ip]);
     campaign.announcing = true;
+    campaign.heldSinceMs = Date.now();
     logger.info('announcing LoadBalancer IP');
     void this.#announceRepeatedly(campaign, logger);
+  }
+
+  /**
+   * Withdraws the address, then writes the Lease over to `to` (rebalance.ts). If the Lease
+   * cannot be written this node still holds it, so the address comes back at once. The write
+   * runs outside the address chain: a slow API server must not hold up the lifetime refresh of
+   * the other addresses this node carries. Never call it from a chain step: it queues its own.
+   */
+  async #handOff(campaign: Campaign, to: string, logger: Logger): Promise<void> {
+    const holding = () => !campaign.abort.signal.aborted && campaign.elector?.isLeader() === true;
+    let withdrawn = false;
+    await this.#serial(async () => {
+      if (!campaign.announcing || !holding()) return;
+      await this.#withdraw(campaign, logger);
+      withdrawn = true;
+    });
+    if (!withdrawn) return;
+    const incarnation = this.#options.presence?.lastSeen(to)?.incarnation;
+    if (await this.#writeHandoff(campaign.ip, to, logger)) {
+      if (incarnation !== undefined)
+        campaign.blockedUntilMs.set(incarnation, Date.now() + HANDOFF_BACKOFF_MS);
+      logger.info('handed LoadBalancer IP to a more preferred node', { to });
+      return;
+    }
+    await this.#serial(async () => {
+      if (campaign.announcing || !holding()) return;
+      await this.#options.addresses.configure([campaign.ip]);
+      campaign.announcing = true;
+    });
+  }
+
+  /**
+   * True once the Lease names `to`; false when this node no longer holds it or could not write
+   * it within the renew deadline.
+   */
+  async #writeHandoff(ip: string, to: string, logger: Logger): Promise<boolean> {
+    const name = l2LeaseName(ip);
+    const namespace = this.#options.namespace;
+    const deadline = Date.now() + this.#timing.renewDeadlineMs;
+    for (let attempt = 1; attempt <= HANDOFF_ATTEMPTS; attempt++) {
+      try {
+        const lease = await beforeDeadline(this.#leases.readNamespacedLease({ name, namespace }), deadline);
+        if (lease.spec?.holderIdentity !== this.#options.nodeName) return false;
+        // A new term for `to`; the resourceVersion read makes it a compare-and-swap.
+        const spec = nextLeaseSpec(lease, 'take', to, this.#timing.leaseDurationMs, new Date());
+        await beforeDeadline(
+          this.#leases.replaceNamespacedLease({ name, namespace, body: { ...lease, spec } }),
+          deadline,
+        );
+        return true;
+      } catch (error) {
+        // 409: this node's own renewal wrote in between; read again.
+        if (apiStatusCode(error) !== 409) {
+          logger.warn('could not hand the Lease over', { to, error: describeError(error) });
+          return false;
+        }
+      }
+    }
+    return false;
   }
 
   async #announceRepeatedly(campaign: Campaign, logger: Logger): Promise<void> {
@@ -341,4 +452,16 @@ export class L2Announcer {
       });
     });
   }
+}
+
+/** `promise`, or a rejection once `deadlineMs` (epoch ms) has passed. */
+function beforeDeadline<T>(promise: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error('Lease request did not finish within the renew deadline')),
+      Math.max(0, deadlineMs - Date.now()),
+    );
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }

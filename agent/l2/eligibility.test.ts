@@ -71,7 +71,7 @@ describe('L2 eligibility', () => {
     const plan = planAnnouncements([web], slices, nodes);
     assert.deepEqual(plan, [{ ip: '198.18.200.1', services: ['default/web'], candidates: ['node-b'] }]);
     assert.deepEqual(targetsForNode(plan, 'node-a'), []);
-    assert.deepEqual(targetsForNode(plan, 'node-b'), [{ ip: '198.18.200.1', rank: 0 }]);
+    assert.deepEqual(targetsForNode(plan, 'node-b'), [{ ip: '198.18.200.1', rank: 0, preferred: [] }]);
   });
 
   test('Local policy without ready endpoints: nobody announces', () => {

@@ -18,6 +18,7 @@ import {
   type L2Timing,
 } from './announcer.ts';
 import { type IpAnnouncement, planAnnouncements } from './eligibility.ts';
+import { L2Presence, type PresenceTiming } from './presence.ts';
 
 /** Options of {@link startL2Announcement}. */
 export interface L2AnnouncementOptions {
@@ -35,6 +36,8 @@ export interface L2AnnouncementOptions {
   logger: Logger;
   /** Replaces the kernel driver (lease tests without a dataplane). */
   addresses?: AnnouncementAddresses;
+  /** Timing of the presence Lease that lets other nodes hand IPs back (presence.ts). */
+  presenceTiming?: PresenceTiming;
 }
 
 /** A running L2 announcement; {@link stop} removes every address and releases every lease. */
@@ -72,12 +75,12 @@ export function l2SettingsFromEnv(
   };
 }
 
-/** This node's targets from the plan: the IPs it is a candidate for, with its rank. */
+/** This node's targets from the plan: the IPs it is a candidate for, with its rank and the nodes ahead. */
 export function targetsForNode(plan: readonly IpAnnouncement[], nodeName: string): AnnouncementTarget[] {
   const targets: AnnouncementTarget[] = [];
   for (const entry of plan) {
     const rank = entry.candidates.indexOf(nodeName);
-    if (rank >= 0) targets.push({ ip: entry.ip, rank });
+    if (rank >= 0) targets.push({ ip: entry.ip, rank, preferred: entry.candidates.slice(0, rank) });
   }
   return targets;
 }
@@ -107,6 +110,18 @@ export function startL2Announcement(options: L2AnnouncementOptions): L2Announcem
   const nodes = new Informer<V1Node>({ kubeConfig, path: '/api/v1/nodes', logger });
   const timing = options.timing ?? DEFAULT_L2_TIMING;
   let announcer: L2Announcer | undefined;
+  const presence = new L2Presence({
+    kubeConfig,
+    namespace: options.leaseNamespace,
+    nodeName: options.nodeName,
+    timing: options.presenceTiming,
+    logger,
+    onChange: () => {
+      announcer?.rebalance().catch((error: unknown) => {
+        logger.warn('L2 rebalance failed', { error: describeError(error) });
+      });
+    },
+  });
   let scheduled: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -135,7 +150,7 @@ export function startL2Announcement(options: L2AnnouncementOptions): L2Announcem
   }
 
   const synced = (async () => {
-    await Promise.all([services.waitForSync(), slices.waitForSync(), nodes.waitForSync()]);
+    await Promise.all([services.waitForSync(), slices.waitForSync(), nodes.waitForSync(), presence.watch()]);
     const addresses = options.addresses ?? (await kernelAddresses(options, nodes.get(options.nodeName)));
     announcer = new L2Announcer({
       kubeConfig,
@@ -144,9 +159,13 @@ export function startL2Announcement(options: L2AnnouncementOptions): L2Announcem
       addresses,
       timing,
       logger,
+      presence,
     });
     announcer.start();
     await reconcile();
+    // Only now: a node that sees this presence may hand over an IP, and this node's campaigns
+    // for its IPs exist to take it.
+    presence.announce();
   })();
 
   return {
@@ -160,6 +179,8 @@ export function startL2Announcement(options: L2AnnouncementOptions): L2Announcem
       clearTimeout(scheduled);
       await Promise.all([services.stop(), slices.stop(), nodes.stop()]);
       await synced.catch(() => undefined);
+      // Presence first, so no node hands this one an IP while its campaigns end.
+      await presence.stop();
       await announcer?.stop();
     },
   };

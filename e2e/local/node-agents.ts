@@ -32,6 +32,8 @@ export interface NodeAgentsOptions {
   readonly serviceRange?: string;
   /** Flags added to every agent's command line. */
   readonly agentArgs?: readonly string[];
+  /** Environment added to every agent's (L2 announcement is turned on this way, as in the chart). */
+  readonly agentEnv?: Readonly<Record<string, string>>;
   readonly ipPath?: string;
 }
 
@@ -123,7 +125,7 @@ export async function startNodeAgents(options: NodeAgentsOptions): Promise<NodeA
         options.kubeconfigPath,
         ...(options.agentArgs ?? []),
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.agentEnv } },
     );
     agent.stdout.pipe(log);
     agent.stderr.pipe(log);

@@ -1,8 +1,8 @@
 /**
  * Runs Portico's own components on the local cluster, as the Helm chart runs them on a real one:
  * the controller-manager (controllers on the leader, admission webhooks) as a child process with a
- * serving certificate, the webhook configurations that route Services to it, and, with the
- * dataplane, one agent per node namespace.
+ * serving certificate, the webhook configurations that route Services and LoadBalancerIPPools to
+ * it, and, with the dataplane, one agent per node namespace announcing LoadBalancer IPs on the LAN.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,6 +21,16 @@ const controllerManagerScript = new URL('../../controllers/portico-controller-ma
 
 /** The namespace Portico keeps its own objects in (allocation ConfigMaps, Leases). */
 export const PORTICO_NAMESPACE = 'portico-system';
+
+/**
+ * Where LoadBalancerIPPools for L2 announcement go in the local cluster: outside the pod CIDRs,
+ * the LAN and the ClusterIP range. The LAN client reaches it on-link, so it resolves these
+ * addresses with ARP and the announcing node answers, as a host on a real LAN would.
+ */
+export const LOCAL_L2_POOL_CIDR = '198.18.200.0/24';
+
+/** The interface of every node namespace on the LAN bridge (netns.ts). */
+const NODE_LAN_INTERFACE = 'lan0';
 
 /** Options of {@link startPortico}. */
 export interface PorticoOptions {
@@ -154,6 +164,16 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
     );
     const dataplane = options.cluster.dataplane;
     if (dataplane !== undefined) {
+      const client = options.cluster.client;
+      if (client !== undefined) {
+        await dataplane.ip.inNamespace(client.namespace, [
+          'route',
+          'replace',
+          LOCAL_L2_POOL_CIDR,
+          'dev',
+          NODE_LAN_INTERFACE,
+        ]);
+      }
       agents = await startNodeAgents({
         nodes: dataplane.nodes,
         apiServerUrl: options.apiServerUrl,
@@ -166,6 +186,13 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
           '--log-level',
           options.logLevel,
         ],
+        // As the chart's DaemonSet sets them: Leases beside Portico's other objects, and the LAN
+        // interface named, as on nodes with several interfaces.
+        agentEnv: {
+          PORTICO_L2_ANNOUNCE: 'true',
+          POD_NAMESPACE: PORTICO_NAMESPACE,
+          PORTICO_L2_INTERFACE: NODE_LAN_INTERFACE,
+        },
       });
     }
   } catch (error) {
