@@ -43,6 +43,8 @@ export interface PorticoOptions {
   /** The agents' `--mode`. */
   readonly proxyMode: string;
   readonly logLevel: string;
+  /** Flags added to the controller-manager's command line (e.g. `--endpoint-updates-batch-period`). */
+  readonly controllerManagerArgs?: readonly string[];
 }
 
 /** The running components; `stop` ends them all. */
@@ -130,6 +132,7 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
       `127.0.0.1:${metricsPort}`,
       '--log-level',
       options.logLevel,
+      ...(options.controllerManagerArgs ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
