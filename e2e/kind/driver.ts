@@ -1,36 +1,29 @@
 /**
- * The kind implementation of what a scenario needs from a cluster: apply manifests, wait for a
- * condition, run a command in a client pod, reach a NodePort or LoadBalancer IP from outside, and
- * read a node's rules. The shared scenarios (e2e/scenarios, to come) are written against these
- * operations; the local driver (e2e/local) implements the same ones.
+ * The kind implementation of {@link ScenarioDriver}: kubectl against the kind cluster, a client
+ * pod for in-cluster commands, a container on the kind docker network for outside traffic, and
+ * `docker exec` into a node for its rules.
  */
+import {
+  CURL_STATUS_WRITE_OUT,
+  type OutsideResponse,
+  type ProxyMode,
+  parseCurlOutput,
+  READINESS_FILE_PATH,
+  SCENARIO_NAMESPACE,
+  type ScenarioDriver,
+  type ScenarioNode,
+} from '../scenarios/driver.ts';
 import type { KindCluster } from './cluster.ts';
 import { mustRun, runCommand } from './cluster.ts';
-
-/** How the agent programs Services; one chart install per mode. */
-export type ProxyMode = 'iptables' | 'nftables' | 'ipvs';
-
-/** Every mode the agent has, in the order the suite runs them. */
-export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'nftables', 'ipvs'];
-
-/** Namespace holding the client pod and the scenarios' objects. */
-export const SCENARIO_NAMESPACE = 'portico-e2e';
 
 /** Image of the in-cluster and outside clients (curl and a shell, nothing else). */
 export const CLIENT_IMAGE = 'curlimages/curl:8.11.1';
 
 const CLIENT_POD = 'client';
 
-/** What an HTTP request from outside the cluster got back. */
-export interface OutsideResponse {
-  /** curl's exit code: 0 when a response arrived, 7 for refused, 28 for timed out. */
-  curlExitCode: number;
-  body: string;
-}
-
 /** Scenario operations on a kind cluster, for one proxy mode. */
-export class KindScenarioDriver {
-  readonly driverName = 'kind';
+export class KindScenarioDriver implements ScenarioDriver {
+  readonly driverName = 'kind' as const;
   readonly mode: ProxyMode;
   readonly cluster: KindCluster;
 
@@ -43,7 +36,7 @@ export class KindScenarioDriver {
     this.mode = mode;
   }
 
-  /** Creates or updates the objects in a YAML stream (`kubectl apply`). */
+  /** Creates or updates the objects in a YAML or JSON stream (`kubectl apply`). */
   async apply(manifests: string, namespace = SCENARIO_NAMESPACE): Promise<void> {
     await this.cluster.kubectl(['apply', '-n', namespace, '-f', '-'], { input: manifests });
   }
@@ -118,20 +111,28 @@ export class KindScenarioDriver {
       '-sS',
       '-m',
       String(timeoutSeconds),
+      '-w',
+      CURL_STATUS_WRITE_OUT,
       url,
     ]);
-    return { curlExitCode: result.code, body: result.stdout };
+    return parseCurlOutput(result.stdout, result.code);
   }
 
-  /** The InternalIP of every node, where NodePorts answer. */
-  async nodeAddresses(): Promise<string[]> {
+  /** Every node (control plane included: the agent runs there too) with its InternalIP. */
+  async nodes(): Promise<ScenarioNode[]> {
     const out = await this.cluster.kubectl([
       'get',
       'nodes',
       '-o',
-      'jsonpath={range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{"\\n"}{end}',
+      'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.addresses[?(@.type=="InternalIP")].address}{"\\n"}{end}',
     ]);
-    return out.split('\n').filter((line) => line !== '');
+    return out
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => {
+        const [name = '', address = ''] = line.split(' ');
+        return { name, address };
+      });
   }
 
   /** The rules the agent wrote on a node, in the form of the current mode. */
@@ -147,5 +148,23 @@ export class KindScenarioDriver {
   /** A range on the kind docker network for LoadBalancerIPPool addresses, reachable from outside. */
   loadBalancerRange(): Promise<string> {
     return this.cluster.loadBalancerRange();
+  }
+
+  /** Runs kubectl against the kind cluster. */
+  kubectl(args: readonly string[], input?: string): Promise<string> {
+    return this.cluster.kubectl([...args], input === undefined ? {} : { input });
+  }
+
+  /** Removes or recreates the file behind the pod's readiness probe path (see webContainer). */
+  async setPodReadiness(pod: string, ready: boolean, namespace = SCENARIO_NAMESPACE): Promise<void> {
+    await this.cluster.kubectl([
+      'exec',
+      '-n',
+      namespace,
+      pod,
+      '--',
+      ...(ready ? ['touch'] : ['rm', '-f']),
+      READINESS_FILE_PATH,
+    ]);
   }
 }

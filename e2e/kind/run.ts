@@ -10,11 +10,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PROXY_MODES, type ProxyMode } from '../scenarios/driver.ts';
+import { runScenarios } from '../scenarios/index.ts';
 import { ensureHelm, ensureKubectl, REPO_ROOT } from '../tools/helm.ts';
 import { KindCluster, missingPrerequisites, mustRun } from './cluster.ts';
-import { KindScenarioDriver, PROXY_MODES, type ProxyMode } from './driver.ts';
+import { KindScenarioDriver } from './driver.ts';
 
 /** The exact line printed when the suite cannot run here. */
 export const SKIP_LINE = 'skipped: needs docker and kind';
@@ -70,33 +71,6 @@ export function parseRunOptions(
     modes: modes as ProxyMode[],
     artifactsDir: resolve(values['artifacts-dir'] ?? join(REPO_ROOT, '.portico', 'e2e-kind', stamp)),
   };
-}
-
-/** What e2e/scenarios/index.ts is to export: every shared scenario, run against one driver. */
-type RunScenarios = (driver: KindScenarioDriver) => Promise<void>;
-
-/**
- * The hook for the shared scenarios: e2e/scenarios/index.ts exporting
- * `runScenarios(driver)`. Until that module exists the suite runs only {@link smokeTest}.
- */
-async function loadScenarios(): Promise<RunScenarios | undefined> {
-  const url = new URL('../scenarios/index.ts', import.meta.url);
-  let module: Record<string, unknown>;
-  try {
-    module = (await import(url.href)) as Record<string, unknown>;
-  } catch (error) {
-    if (
-      (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
-      String(error).includes(fileURLToPath(url))
-    ) {
-      return undefined;
-    }
-    throw error;
-  }
-  if (typeof module['runScenarios'] !== 'function') {
-    throw new Error(`${fileURLToPath(url)} must export runScenarios(driver)`);
-  }
-  return module['runScenarios'] as RunScenarios;
 }
 
 /**
@@ -218,17 +192,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     await cluster.create();
     await cluster.verifyControllersDisabled();
     await buildAndLoadImages(cluster);
-    const runScenarios = await loadScenarios();
     for (const mode of options.modes) {
       process.stderr.write(`\n== agent mode ${mode}\n`);
       await installChart(cluster, mode);
       const driver = new KindScenarioDriver(cluster, mode);
       await smokeTest(driver);
-      if (runScenarios) {
-        await runScenarios(driver);
-      } else {
-        process.stderr.write('no e2e/scenarios/index.ts yet: ran the smoke test only\n');
-      }
+      await runScenarios(driver);
     }
     process.stdout.write(`kind e2e passed (modes: ${options.modes.join(', ')})\n`);
     return 0;
