@@ -10,6 +10,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { LOAD_BALANCER_IP_POOL_CRD } from '../../api/loadbalancerippool.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../../webhooks/certificates.ts';
 import { webhookConfigurations } from '../../webhooks/configurations.ts';
 import type { LocalCluster } from './cluster.ts';
@@ -102,6 +103,12 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
     kind: 'Namespace',
     metadata: { name: PORTICO_NAMESPACE },
   });
+  // The chart installs the CRD from crds/ before anything else; the LoadBalancer controller watches pools.
+  await createOrKeep(
+    rest,
+    '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+    LOAD_BALANCER_IP_POOL_CRD,
+  );
 
   const ca = await createCertificateAuthority(tlsDir, 'portico-local-webhook-ca');
   const certFile = join(tlsDir, 'tls.crt');

@@ -9,7 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { LOAD_BALANCER_IP_POOL_CRD } from '../../api/loadbalancerippool.ts';
 import { createLogger } from '../../controllers/runtime/logging.ts';
 import { type ApiServer, startApiServer } from '../apiserver/index.ts';
 import { LocalCluster } from '../local/cluster.ts';
@@ -131,8 +130,8 @@ export class LocalScenarioDriver implements ScenarioDriver {
   }
 
   /**
-   * Brings up the API server, the local cluster with its network namespaces and Portico (CRDs
-   * first, as the chart installs them). On failure everything started is stopped again.
+   * Brings up the API server, the local cluster with its network namespaces and Portico (which
+   * installs its CRD first, as the chart does). On failure everything started is stopped again.
    */
   static async start(options: LocalScenarioDriverOptions): Promise<LocalScenarioDriver> {
     const runId = options.runId ?? newRunId();
@@ -157,11 +156,6 @@ export class LocalScenarioDriver implements ScenarioDriver {
       undo.unshift(() => cluster.stop());
       const rest = new KubeRest(kubeConfig);
       undo.unshift(async () => rest.close());
-      await createUnlessExists(
-        rest,
-        '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
-        LOAD_BALANCER_IP_POOL_CRD,
-      );
       await createUnlessExists(rest, '/api/v1/namespaces', {
         apiVersion: 'v1',
         kind: 'Namespace',
