@@ -1,29 +1,41 @@
 /**
- * Benchmark of the endpoint controllers in the control-plane mode of the local cluster: the local API
- * server runs in a child process (as a separate kube-apiserver would) and holds
- * Services, Nodes and pods as plain objects with status set; the Endpoints, EndpointSlice and
- * mirroring controllers run in the main thread against it over HTTPS, exactly as the controller
- * manager wires them. Prints JSON:
- * - fullSyncSeconds: from starting the informers until every pod is in a slice (lists included);
- * - per readiness-flip rate: latency from the pod's status write to the first slice write that shows
- *   the new readiness (p50/p99, observed on the server's own event stream, which feeds its watches),
- *   and slice writes per pod change;
+ * Benchmark of the endpoint controllers on the control-plane mode of the local cluster, in three
+ * processes as in a real cluster: the local API server; the local cluster (scheduler and one
+ * kubelet per node: it binds the pods, gives them IPs from their node's pod CIDR and reports them
+ * Ready); and the Endpoints, EndpointSlice and mirroring controllers, wired as the controller
+ * manager wires them, talking to the API server over HTTPS. The pods are bare Pods, one set per
+ * Service; readiness flips go through the kubelet: the benchmark sets or clears the
+ * `e2e.portico.io/ready=false` annotation and the kubelet writes the pod's new status, as it would
+ * after a readiness probe changed its verdict. Prints JSON:
+ * - populateSeconds: from creating the first pod until every pod is Ready (scheduler and kubelets);
+ * - fullSyncSeconds: from starting the controllers' informers until every pod is in a slice (lists
+ *   included);
+ * - per readiness-flip rate: latency from the pod's status change (the kubelet's write) to the
+ *   first slice write that shows the new readiness (p50/p99, observed on the server's own event
+ *   stream, which feeds its watches), slice writes per pod change, and how long the kubelet took
+ *   from the annotation to the status write;
  * - peak memory of the controller process (controllers, informer caches and the HTTPS client; the
- *   API server is in its own process and not counted): RSS and V8 heap.
+ *   API server and the local cluster run in processes of their own and are not counted): RSS and
+ *   V8 heap.
  *
- * Size: BENCH_SERVICES (default 10000) × BENCH_PODS_PER_SERVICE (default 10); flip phases at the
- * rates in BENCH_RATES (default "20,200") for BENCH_FLIP_SECONDS each (default 10);
+ * Size: BENCH_SERVICES (default 10000) × BENCH_PODS_PER_SERVICE (default 10) on 50 nodes; flip
+ * phases at the rates in BENCH_RATES (default "20,200") for BENCH_FLIP_SECONDS each (default 10);
  * BENCH_CONCURRENCY is `--concurrent-service-endpoint-syncs` (default 5, as upstream).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
+import { loadavg } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createEndpointControllers } from '../controllers/endpoint-controllers.ts';
 import { allEndpointInformers } from '../controllers/endpoint-informers.ts';
-import { podIP } from '../controllers/endpoint-test-cluster.ts';
 import { createLogger } from '../controllers/runtime/logging.ts';
 import { startApiServer } from '../e2e/apiserver/index.ts';
+import { LocalCluster } from '../e2e/local/cluster.ts';
+import { newRunId } from '../e2e/local/netns.ts';
+import { readinessOverrideAnnotation } from '../e2e/local/pod-status.ts';
+import { nodeCidrPlanFor } from './local-cluster.ts';
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 10_000);
 const PODS_PER_SERVICE = Number(process.env['BENCH_PODS_PER_SERVICE'] ?? 10);
@@ -33,7 +45,11 @@ const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 5);
 const NODES = 50;
 /** Argument that makes this file the API server process of the benchmark. */
 const SERVER_FLAG = '--serve-api';
+/** Argument that makes this file the local cluster process: `--run-cluster <kubeconfig> <pods>`. */
+const CLUSTER_FLAG = '--run-cluster';
 const ZONES = ['zone-a', 'zone-b', 'zone-c'];
+const PODS_RESOURCE = '/pods';
+const POPULATE_TIMEOUT_MS = 1_500_000;
 
 /** Requests from the benchmark to the API server process. */
 type ServerRequest =
@@ -52,6 +68,48 @@ interface FlipResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** From the annotation write to the kubelet's status write. */
+  kubeletStatusP50Ms: number;
+  kubeletStatusP99Ms: number;
+  apiServerGcPauses: GcPauses;
+}
+
+/** Garbage-collection pauses of this process while it runs. */
+interface GcPauses {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+}
+
+/**
+ * Records this process's garbage-collection pauses until the returned function is called, which
+ * gives the summary. A latency tail that lines up with long pauses is the collector's, not the
+ * reconcilers'.
+ */
+function observeGcPauses(): () => GcPauses {
+  const pauses: GcPauses = { count: 0, totalMs: 0, maxMs: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      pauses.count += 1;
+      pauses.totalMs += entry.duration;
+      pauses.maxMs = Math.max(pauses.maxMs, entry.duration);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return () => {
+    observer.disconnect();
+    return { count: pauses.count, totalMs: round(pauses.totalMs), maxMs: round(pauses.maxMs) };
+  };
+}
+
+function nameOf(object: Record<string, unknown>): string {
+  return String((object['metadata'] as { name?: unknown } | undefined)?.name ?? '');
+}
+
+function isReady(pod: Record<string, unknown>): boolean {
+  const conditions = (pod['status'] as { conditions?: { type?: string; status?: string }[] } | undefined)
+    ?.conditions;
+  return conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -73,48 +131,40 @@ async function serveInChild(): Promise<void> {
   const catalog = server.registry.catalog;
   const pods = catalog.find('', 'v1', 'pods')!;
   const services = catalog.find('', 'v1', 'services')!;
-  const nodes = catalog.find('', 'v1', 'nodes')!;
   const options = { dryRun: false, user: { username: 'bench', groups: ['system:masters'] } };
   let podNames: string[] = [];
   const readyOf = new Map<string, boolean>();
+  const readyPods = new Set<string>();
+  server.store.onEvent((event) => {
+    if (event.resourceKey !== PODS_RESOURCE) return;
+    const name = nameOf(event.object);
+    if (event.type !== 'DELETED' && isReady(event.object)) readyPods.add(name);
+    else readyPods.delete(name);
+  });
 
-  const setStatus = async (name: string, ready: boolean, ip: string) => {
-    // A copy: the registry hands out the stored object itself, and editing it in place would make
-    // the update a no-op.
-    const pod = structuredClone(server.registry.get(pods, 'default', name)) as Record<string, unknown>;
-    const status = ready ? 'True' : 'False';
-    const lastTransitionTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    pod['status'] = {
-      phase: 'Running',
-      podIP: ip,
-      podIPs: [{ ip }],
-      conditions: [
-        { type: 'Ready', status, lastTransitionTime },
-        { type: 'ContainersReady', status, lastTransitionTime },
-      ],
-    };
-    await server.registry.update(pods, 'default', name, pod, options, 'status');
+  /** What `kubectl annotate` does: the kubelet sees the pod change and writes its status. */
+  const setReadinessOverride = async (name: string, ready: boolean) => {
+    await server.registry.mutate(
+      pods,
+      'default',
+      name,
+      (current) => {
+        const metadata = current.metadata as { annotations?: Record<string, string> };
+        const annotations = { ...(metadata.annotations ?? {}) };
+        if (ready) delete annotations[readinessOverrideAnnotation];
+        else annotations[readinessOverrideAnnotation] = 'false';
+        metadata.annotations = annotations;
+        return current;
+      },
+      options,
+    );
     readyOf.set(name, ready);
   };
 
   const handle = async (request: ServerRequest): Promise<unknown> => {
     if (request.kind === 'populate') {
       const started = now();
-      for (let n = 0; n < NODES; n++) {
-        await server.registry.create(
-          nodes,
-          '',
-          {
-            metadata: {
-              name: `node-${n}`,
-              labels: { 'topology.kubernetes.io/zone': ZONES[n % ZONES.length] },
-            },
-          },
-          options,
-        );
-      }
       podNames = [];
-      const ips = new Map<string, string>();
       for (let s = 0; s < request.services; s++) {
         await server.registry.create(
           services,
@@ -133,7 +183,6 @@ async function serveInChild(): Promise<void> {
           options,
         );
         for (let p = 0; p < request.podsPerService; p++) {
-          const index = s * request.podsPerService + p;
           const name = `svc-${s}-${p}`;
           await server.registry.create(
             pods,
@@ -141,7 +190,6 @@ async function serveInChild(): Promise<void> {
             {
               metadata: { name, labels: { app: `svc-${s}`, tier: 'bench' } },
               spec: {
-                nodeName: `node-${index % NODES}`,
                 containers: [
                   { name: 'app', image: 'agnhost', ports: [{ containerPort: 9376, name: 'http' }] },
                 ],
@@ -149,14 +197,22 @@ async function serveInChild(): Promise<void> {
             },
             options,
           );
-          ips.set(name, podIP(index));
-          await setStatus(name, true, podIP(index));
           podNames.push(name);
+          readyOf.set(name, true);
         }
         if (s % 50 === 0) await yieldToLoop();
       }
-      ipOf = ips;
-      return { populateSeconds: (now() - started) / 1000, kubeconfigPath: server.kubeconfigPath };
+      const createSeconds = (now() - started) / 1000;
+      const deadline = now() + POPULATE_TIMEOUT_MS;
+      while (readyPods.size < podNames.length) {
+        if (now() > deadline) {
+          throw new Error(
+            `only ${readyPods.size}/${podNames.length} pods Ready after ${POPULATE_TIMEOUT_MS / 1000} s`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return { createSeconds, populateSeconds: (now() - started) / 1000 };
     }
     if (request.kind === 'count') {
       let slices = 0;
@@ -172,14 +228,28 @@ async function serveInChild(): Promise<void> {
     return {};
   };
 
-  let ipOf = new Map<string, string>();
-
-  /** Flips random pods at `rate`/s and times each until a slice write shows the new readiness. */
+  /**
+   * Flips random pods at `rate`/s through the kubelet and times each from the kubelet's status
+   * write to the first slice write that shows the new readiness.
+   */
   const flipPhase = async (rate: number, seconds: number): Promise<FlipResult> => {
-    const pending = new Map<string, { at: number; ready: boolean }>();
+    const pending = new Map<string, { ready: boolean; annotatedAt: number; statusAt?: number }>();
     const latencies: number[] = [];
+    const kubeletLatencies: number[] = [];
     let sliceWrites = 0;
     const stopObserving = server.store.onEvent((event) => {
+      if (event.resourceKey === PODS_RESOURCE) {
+        const waiting = pending.get(nameOf(event.object));
+        if (
+          waiting !== undefined &&
+          waiting.statusAt === undefined &&
+          isReady(event.object) === waiting.ready
+        ) {
+          waiting.statusAt = now();
+          kubeletLatencies.push(waiting.statusAt - waiting.annotatedAt);
+        }
+        return;
+      }
       if (!event.resourceKey.endsWith('/endpointslices') || event.type === 'DELETED') return;
       sliceWrites += 1;
       const endpoints =
@@ -192,12 +262,13 @@ async function serveInChild(): Promise<void> {
         const name = endpoint.targetRef?.name;
         if (name === undefined) continue;
         const waiting = pending.get(name);
-        if (waiting !== undefined && waiting.ready === endpoint.conditions?.ready) {
-          latencies.push(now() - waiting.at);
+        if (waiting?.statusAt !== undefined && waiting.ready === endpoint.conditions?.ready) {
+          latencies.push(now() - waiting.statusAt);
           pending.delete(name);
         }
       }
     });
+    const gcPauses = observeGcPauses();
     const total = Math.round(rate * seconds);
     const started = now();
     let flips = 0;
@@ -208,8 +279,8 @@ async function serveInChild(): Promise<void> {
       const name = podNames[Math.floor(Math.random() * podNames.length)]!;
       if (pending.has(name)) continue;
       const ready = !readyOf.get(name);
-      pending.set(name, { at: now(), ready });
-      await setStatus(name, ready, ipOf.get(name)!);
+      pending.set(name, { ready, annotatedAt: now() });
+      await setReadinessOverride(name, ready);
       flips += 1;
     }
     const achievedRate = flips / ((now() - started) / 1000);
@@ -219,6 +290,7 @@ async function serveInChild(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     stopObserving();
     latencies.sort((a, b) => a - b);
+    kubeletLatencies.sort((a, b) => a - b);
     return {
       rate,
       flips,
@@ -228,6 +300,9 @@ async function serveInChild(): Promise<void> {
       p50Ms: round(percentile(latencies, 50)),
       p99Ms: round(percentile(latencies, 99)),
       maxMs: round(latencies.at(-1) ?? Number.NaN),
+      kubeletStatusP50Ms: round(percentile(kubeletLatencies, 50)),
+      kubeletStatusP99Ms: round(percentile(kubeletLatencies, 99)),
+      apiServerGcPauses: gcPauses(),
     };
   };
 
@@ -240,13 +315,49 @@ async function serveInChild(): Promise<void> {
       (error: unknown) => process.send!({ error: String(error) }),
     );
   });
+  process.send!({ kubeconfigPath: server.kubeconfigPath });
+}
+
+/**
+ * Local cluster side: nodes, scheduler and kubelets in control-plane mode, with a pod CIDR per
+ * node wide enough for its share of the pods. Reports its peak RSS when told to stop.
+ */
+async function runClusterInChild(kubeconfigPath: string, pods: number): Promise<void> {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  const plan = nodeCidrPlanFor(Math.ceil(pods / NODES));
+  const cluster = await LocalCluster.start({
+    kubeConfig,
+    logger: createLogger({ level: 'error' }),
+    nodeCount: NODES,
+    podCidr: plan.podCidr,
+    nodeCidrMaskSize: plan.nodeCidrMaskSize,
+    zones: ZONES,
+    runId: newRunId(),
+  });
+  let peakRss = 0;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }, 500);
+  process.on('message', () => {
+    clearInterval(sampler);
+    cluster.stop().then(() => {
+      process.send!({ peakRss: Math.max(peakRss, process.memoryUsage.rss()), plan });
+      process.disconnect();
+    });
+  });
   process.send!({ ready: true });
 }
 
 async function runBenchmark(): Promise<void> {
-  const server: ChildProcess = fork(fileURLToPath(import.meta.url), [SERVER_FLAG], { stdio: 'inherit' });
-  // The benchmark must not leave the server behind, whatever ends it.
-  process.once('exit', () => server.kill('SIGKILL'));
+  const script = fileURLToPath(import.meta.url);
+  const server: ChildProcess = fork(script, [SERVER_FLAG], { stdio: 'inherit' });
+  let cluster: ChildProcess | undefined;
+  // The benchmark must not leave its other processes behind, whatever ends it.
+  process.once('exit', () => {
+    server.kill('SIGKILL');
+    cluster?.kill('SIGKILL');
+  });
   const ask = <T>(request: ServerRequest): Promise<T> =>
     new Promise((resolve, reject) => {
       server.once('message', (answer: T & { error?: string }) =>
@@ -254,8 +365,14 @@ async function runBenchmark(): Promise<void> {
       );
       server.send(request);
     });
-  await new Promise((resolve) => server.once('message', resolve));
-  const { populateSeconds, kubeconfigPath } = await ask<{ populateSeconds: number; kubeconfigPath: string }>({
+  const [{ kubeconfigPath }] = (await once(server, 'message')) as [{ kubeconfigPath: string }];
+  const totalPods = SERVICES * PODS_PER_SERVICE;
+  const clusterProcess = fork(script, [CLUSTER_FLAG, kubeconfigPath, String(totalPods)], {
+    stdio: 'inherit',
+  });
+  cluster = clusterProcess;
+  await once(clusterProcess, 'message');
+  const { createSeconds, populateSeconds } = await ask<{ createSeconds: number; populateSeconds: number }>({
     kind: 'populate',
     services: SERVICES,
     podsPerService: PODS_PER_SERVICE,
@@ -281,7 +398,6 @@ async function runBenchmark(): Promise<void> {
   await Promise.all(informers.map((informer) => informer.waitForSync()));
   const cachesSyncedSeconds = (now() - started) / 1000;
   for (const controller of endpointControllers.controllers) controller.run();
-  const totalPods = SERVICES * PODS_PER_SERVICE;
   for (;;) {
     const { endpoints } = await ask<{ endpoints: number }>({ kind: 'count' });
     if (endpoints >= totalPods) break;
@@ -294,15 +410,23 @@ async function runBenchmark(): Promise<void> {
   await Promise.all(endpointControllers.controllers.map((controller) => controller.whenIdle()));
   const afterSync = await ask<{ slices: number; endpoints: number }>({ kind: 'count' });
 
-  const phases: FlipResult[] = [];
+  const phases: (FlipResult & { controllerGcPauses: GcPauses })[] = [];
   for (const rate of RATES) {
-    phases.push(await ask<FlipResult>({ kind: 'flips', rate, seconds: FLIP_SECONDS }));
+    const gcPauses = observeGcPauses();
+    const phase = await ask<FlipResult>({ kind: 'flips', rate, seconds: FLIP_SECONDS });
+    phases.push({ ...phase, controllerGcPauses: gcPauses() });
     sampleMemory();
   }
   clearInterval(sampler);
   sampleMemory();
   await Promise.all(endpointControllers.controllers.map((controller) => controller.stop(5_000)));
   await Promise.all(informers.map((informer) => informer.stop()));
+  const clusterExited = once(clusterProcess, 'exit');
+  clusterProcess.send('stop');
+  const [clusterReport] = (await once(clusterProcess, 'message')) as [
+    { peakRss: number; plan: { podCidr: string; nodeCidrMaskSize: number } },
+  ];
+  await clusterExited;
   await ask({ kind: 'close' });
   await once(server, 'exit');
 
@@ -313,6 +437,13 @@ async function runBenchmark(): Promise<void> {
         podsPerService: PODS_PER_SERVICE,
         pods: totalPods,
         concurrentServiceEndpointSyncs: CONCURRENCY,
+        localCluster: {
+          nodes: NODES,
+          podCidr: clusterReport.plan.podCidr,
+          nodeCidrMaskSize: clusterReport.plan.nodeCidrMaskSize,
+          peakRssMiB: round(clusterReport.peakRss / 2 ** 20),
+        },
+        podCreateSeconds: round(createSeconds),
         populateSeconds: round(populateSeconds),
         cachesSyncedSeconds: round(cachesSyncedSeconds, 2),
         fullSyncSeconds: round(fullSyncSeconds, 2),
@@ -324,9 +455,10 @@ async function runBenchmark(): Promise<void> {
         })),
         peakMemory: {
           rssMiB: round(peakRss / 2 ** 20),
-          of: 'the controller process (the three controllers and their informer caches; the API server runs in another process)',
+          of: 'the controller process (the three controllers and their informer caches; the API server and the local cluster run in processes of their own)',
           heapMiB: round(peakHeap / 2 ** 20),
         },
+        loadAverage1m: round(loadavg()[0] ?? 0, 2),
         goals: {
           p99MsAt200PerSecond: 250,
           sliceWritesPerChangedSlice: 1,
@@ -340,5 +472,8 @@ async function runBenchmark(): Promise<void> {
   );
 }
 
+const clusterAt = process.argv.indexOf(CLUSTER_FLAG);
 if (process.argv.includes(SERVER_FLAG)) await serveInChild();
+else if (clusterAt >= 0)
+  await runClusterInChild(process.argv[clusterAt + 1] ?? '', Number(process.argv[clusterAt + 2]));
 else await runBenchmark();

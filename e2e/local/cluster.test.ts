@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { createLogger } from '../../controllers/runtime/logging.ts';
 import { startApiServer } from '../apiserver/index.ts';
-import { LocalCluster } from './cluster.ts';
+import { LocalCluster, type LocalClusterOptions } from './cluster.ts';
 import { ipv4ToNumber, parseIpv4Cidr } from './ipam.ts';
 import { IpCommand, newRunId } from './netns.ts';
 import { readinessOverrideAnnotation } from './pod-status.ts';
@@ -58,9 +58,11 @@ function assertPlacement(cluster: LocalCluster, pods: V1Pod[]): void {
   for (const pod of pods) {
     const node = cluster.nodes.find((n) => n.name === pod.spec?.nodeName);
     assert.ok(node !== undefined, `${pod.metadata?.name} is bound to a local node`);
-    const { network } = parseIpv4Cidr(node.podCidr);
+    const { network, prefixLength } = parseIpv4Cidr(node.podCidr);
     const ip = ipv4ToNumber(pod.status?.podIP ?? '0.0.0.0');
-    assert.ok(ip > network && ip < network + 255, `${pod.status?.podIP} is inside ${node.podCidr}`);
+    const broadcast = network + 2 ** (32 - prefixLength) - 1;
+    // Neither the network address, nor the node's gateway (.1), nor the broadcast address.
+    assert.ok(ip > network + 1 && ip < broadcast, `${pod.status?.podIP} is a pod address of ${node.podCidr}`);
     assert.equal(pod.status?.hostIP, node.internalIp);
   }
   const perNode = new Map<string, number>();
@@ -76,6 +78,7 @@ function assertPlacement(cluster: LocalCluster, pods: V1Pod[]): void {
 async function withCluster(
   dataplane: boolean,
   body: (cluster: LocalCluster, kubeconfig: string) => Promise<void>,
+  addressing: Pick<LocalClusterOptions, 'nodeCount' | 'podCidr' | 'nodeCidrMaskSize'> = {},
 ): Promise<LocalCluster> {
   const dataDir = await mkdtemp(join(tmpdir(), 'portico-local-test-'));
   const server = await startApiServer({ dataDir });
@@ -89,6 +92,7 @@ async function withCluster(
       dataplane,
       runId: newRunId(),
       heartbeatMs: 1_000,
+      ...addressing,
     });
     await body(cluster, server.kubeconfigPath);
     return cluster;
@@ -148,6 +152,49 @@ describe('local cluster, control-plane mode', () => {
       assert.equal(deployment.status.readyReplicas, 2);
       assert.equal(deployment.status.updatedReplicas, 2);
     });
+  });
+
+  test("pods of a 3-node cluster with --pod-cidr 10.0.0.0/16 and /20 per node get IPs in their node's /20", async () => {
+    await withCluster(
+      false,
+      async (cluster, kubeconfig) => {
+        assert.deepEqual(
+          cluster.nodes.map((node) => node.podCidr),
+          ['10.0.0.0/20', '10.0.16.0/20', '10.0.32.0/20'],
+        );
+        const nodes = JSON.parse(await kubectl(kubeconfig, 'get', 'nodes', '-o', 'json')) as {
+          items: { metadata: { name: string }; spec: { podCIDRs: string[] } }[];
+        };
+        assert.deepEqual(
+          nodes.items.map((n) => [n.metadata.name, n.spec.podCIDRs]),
+          [
+            ['node-0', ['10.0.0.0/20']],
+            ['node-1', ['10.0.16.0/20']],
+            ['node-2', ['10.0.32.0/20']],
+          ],
+        );
+        await kubectl(kubeconfig, 'create', '-f', join(demo, 'deployment.yaml'));
+        await kubectl(kubeconfig, 'scale', 'deployment', 'exampleservice', '--replicas=9');
+        const pods = await waitForPods(cluster, readyCount(9), '9 ready pods');
+        assertPlacement(cluster, pods);
+        assert.equal(new Set(pods.map((pod) => pod.spec?.nodeName)).size, 3, 'every node runs pods');
+      },
+      { nodeCount: 3, podCidr: '10.0.0.0/16', nodeCidrMaskSize: 20 },
+    );
+  });
+
+  test('a pod range that cannot hold the nodes is refused before anything starts', async () => {
+    const kubeConfig = new KubeConfig();
+    await assert.rejects(
+      LocalCluster.start({
+        kubeConfig,
+        logger: createLogger({ level: 'silent' }),
+        nodeCount: 3,
+        podCidr: '10.0.0.0/16',
+        nodeCidrMaskSize: 17,
+      }),
+      /--nodes: Invalid value: 3: --pod-cidr 10.0.0.0\/16 with --node-cidr-mask-size 17 holds 2 node pod CIDRs/,
+    );
   });
 
   test('a ReplicaSet adopts a matching orphan pod and creates only the rest', async () => {

@@ -2,13 +2,14 @@ import type { KubeConfig, V1Deployment, V1Node, V1Pod, V1ReplicaSet } from '@kub
 import type { Controller } from '../../controllers/runtime/controller.ts';
 import { Informer } from '../../controllers/runtime/informer.ts';
 import type { Logger } from '../../controllers/runtime/logging.ts';
-import { LocalKubelet } from './kubelet.ts';
+import { LocalKubelet, routePodEventsToKubelets } from './kubelet.ts';
 import {
   type ClientNetwork,
   checkDataplanePrerequisites,
   cleanupStale,
-  maxNodes,
+  defaultNodeCidrPlan,
   NetnsDataplane,
+  planNodePodCidrs,
   runNamespacePrefix,
 } from './netns.ts';
 import {
@@ -26,6 +27,7 @@ import {
   LocalReplicaSetController,
   LocalScheduler,
   podIndexers,
+  replicaSetIndexers,
   type WorkloadInformers,
 } from './workload-controllers.ts';
 
@@ -34,8 +36,16 @@ export interface LocalClusterOptions {
   /** Credentials of the API server the cluster's components talk to. */
   readonly kubeConfig: KubeConfig;
   readonly logger: Logger;
-  /** Simulated nodes (default 2). */
+  /** Simulated nodes (default 2); at most as many as the pod range holds node pod CIDRs, and 250. */
   readonly nodeCount?: number;
+  /**
+   * The range node pod CIDRs are carved from, like kube-controller-manager's `--cluster-cidr`
+   * (default `198.18.0.0/16`). The dataplane needs it inside 198.18.0.0/16 with every node's share
+   * below the LAN 198.18.255.0/24; control-plane mode takes any IPv4 range.
+   */
+  readonly podCidr?: string;
+  /** Prefix length of each node's pod CIDR, like `--node-cidr-mask-size` (default 24). */
+  readonly nodeCidrMaskSize?: number;
   /** Run pods in network namespaces (root and iproute2 needed); default false (control-plane mode). */
   readonly dataplane?: boolean;
   /**
@@ -97,12 +107,16 @@ export class LocalCluster {
    * Resolves once the informers have synced; on failure everything started is stopped again.
    */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    const nodeCount = options.nodeCount ?? 2;
-    if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > maxNodes) {
-      throw new Error(`nodeCount: Invalid value: ${nodeCount}: must be an integer from 1 to ${maxNodes}`);
-    }
-    const identities = Array.from({ length: nodeCount }, (_, i) =>
-      localNodeIdentity(i, options.zones ?? defaultZones),
+    const podCidrs = planNodePodCidrs(
+      options.nodeCount ?? 2,
+      {
+        podCidr: options.podCidr ?? defaultNodeCidrPlan.podCidr,
+        nodeCidrMaskSize: options.nodeCidrMaskSize ?? defaultNodeCidrPlan.nodeCidrMaskSize,
+      },
+      options.dataplane === true,
+    );
+    const identities = podCidrs.map((podCidr, i) =>
+      localNodeIdentity(i, options.zones ?? defaultZones, podCidr),
     );
     const rest = new KubeRest(options.kubeConfig);
     let dataplane: NetnsDataplane | undefined;
@@ -116,7 +130,7 @@ export class LocalCluster {
         dataplane = new NetnsDataplane({ runId });
         const created = dataplane;
         cleanup.unshift(() => created.destroy());
-        for (const node of identities) await dataplane.addNode(node.index);
+        for (const node of identities) await dataplane.addNode(node.index, node.podCidr);
         client = await dataplane.addClient(0);
       }
       await Promise.all(identities.map((node) => registerNode(rest, node)));
@@ -125,7 +139,12 @@ export class LocalCluster {
       const informers: WorkloadInformers = {
         pods: new Informer<V1Pod>({ kubeConfig, logger, path: '/api/v1/pods', indexers: podIndexers }),
         nodes: new Informer<V1Node>({ kubeConfig, logger, path: '/api/v1/nodes' }),
-        replicaSets: new Informer<V1ReplicaSet>({ kubeConfig, logger, path: '/apis/apps/v1/replicasets' }),
+        replicaSets: new Informer<V1ReplicaSet>({
+          kubeConfig,
+          logger,
+          path: '/apis/apps/v1/replicasets',
+          indexers: replicaSetIndexers,
+        }),
         deployments: new Informer<V1Deployment>({ kubeConfig, logger, path: '/apis/apps/v1/deployments' }),
       };
       const kubelets = identities.map(
@@ -138,6 +157,7 @@ export class LocalCluster {
             ...(dataplane === undefined ? {} : { dataplane }),
           }),
       );
+      routePodEventsToKubelets(informers.pods, kubelets);
       const controllers = [
         new LocalScheduler(informers, rest, options.logger).controller,
         new LocalReplicaSetController(informers, rest, options.logger).controller,

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { ipv4ToNumber, numberToIpv4, PodIpAllocator, parseIpv4Cidr } from './ipam.ts';
+import {
+  ipv4ToNumber,
+  nodeCidrCapacity,
+  nodeCidrOf,
+  numberToIpv4,
+  PodIpAllocator,
+  parseIpv4Cidr,
+} from './ipam.ts';
 
 describe('IPv4 helpers', () => {
   test('round-trip and CIDR parsing', () => {
@@ -20,6 +27,57 @@ describe('IPv4 helpers', () => {
 
   test('a CIDR too small for a gateway and a pod is rejected', () => {
     assert.throws(() => new PodIpAllocator('198.18.0.0/31'), /must be \/30 or larger/);
+  });
+});
+
+describe('node pod CIDRs carved from the pod range', () => {
+  test('node i gets the i-th subnet of the mask size, counted from the start of the range', () => {
+    const plan = { podCidr: '10.0.0.0/16', nodeCidrMaskSize: 20 };
+    assert.equal(nodeCidrCapacity(plan), 16);
+    assert.deepEqual(
+      [0, 1, 2, 15].map((index) => nodeCidrOf(plan, index)),
+      ['10.0.0.0/20', '10.0.16.0/20', '10.0.32.0/20', '10.0.240.0/20'],
+    );
+    assert.equal(nodeCidrOf({ podCidr: '198.18.0.0/16', nodeCidrMaskSize: 24 }, 7), '198.18.7.0/24');
+    assert.equal(nodeCidrOf({ podCidr: '10.0.0.0/8', nodeCidrMaskSize: 16 }, 200), '10.200.0.0/16');
+    assert.equal(nodeCidrOf({ podCidr: '192.168.0.0/24', nodeCidrMaskSize: 24 }, 0), '192.168.0.0/24');
+  });
+
+  test('subnets of a range high in the address space stay exact (no signed 32-bit overflow)', () => {
+    assert.equal(nodeCidrOf({ podCidr: '240.0.0.0/4', nodeCidrMaskSize: 8 }, 15), '255.0.0.0/8');
+  });
+
+  test('a mask shorter than the range, too long for a pod, or not an integer is rejected naming the flag', () => {
+    assert.throws(
+      () => nodeCidrCapacity({ podCidr: '10.0.0.0/16', nodeCidrMaskSize: 8 }),
+      /^Error: --node-cidr-mask-size: Invalid value: 8: must be greater than or equal to the prefix length of --pod-cidr 10.0.0.0\/16 \(16\)$/,
+    );
+    assert.throws(
+      () => nodeCidrCapacity({ podCidr: '10.0.0.0/16', nodeCidrMaskSize: 31 }),
+      /--node-cidr-mask-size: Invalid value: 31: must be an integer from 16 to 30/,
+    );
+    assert.throws(
+      () => nodeCidrCapacity({ podCidr: '10.0.0.0/16', nodeCidrMaskSize: 20.5 }),
+      /--node-cidr-mask-size: Invalid value: 20.5/,
+    );
+  });
+
+  test('a pod range that is not an IPv4 network is rejected naming --pod-cidr', () => {
+    assert.throws(
+      () => nodeCidrCapacity({ podCidr: '10.0.0.1/16', nodeCidrMaskSize: 24 }),
+      /--pod-cidr: Invalid value: "10.0.0.1\/16": must be a network address \(host bits zero\)/,
+    );
+    assert.throws(
+      () => nodeCidrCapacity({ podCidr: 'fd00::/64', nodeCidrMaskSize: 80 }),
+      /--pod-cidr: Invalid value: "fd00::\/64": must be a valid IPv4 CIDR/,
+    );
+  });
+
+  test('an index beyond the range says how many node CIDRs it holds', () => {
+    assert.throws(
+      () => nodeCidrOf({ podCidr: '10.0.0.0/16', nodeCidrMaskSize: 20 }, 16),
+      /node index: Invalid value: 16: --pod-cidr 10.0.0.0\/16 holds 16 node pod CIDRs of \/20 \(indexes 0 to 15\)/,
+    );
   });
 });
 

@@ -18,19 +18,85 @@ export function numberToIpv4(value: number): string {
   return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
 }
 
-/** Parses `a.b.c.d/len` into its network address and prefix length, rejecting host bits. */
-export function parseIpv4Cidr(cidr: string): { network: number; prefixLength: number } {
+/**
+ * Parses `a.b.c.d/len` into its network address and prefix length, rejecting host bits. `field`
+ * names the setting in error messages (a node's `podCIDR`, or a flag such as `--pod-cidr`).
+ */
+export function parseIpv4Cidr(cidr: string, field = 'podCIDR'): { network: number; prefixLength: number } {
   const [address, lengthText] = cidr.split('/');
   const prefixLength = Number(lengthText);
+  const invalid = `${field}: Invalid value: "${cidr}": must be a valid IPv4 CIDR`;
   if (address === undefined || !/^\d{1,2}$/.test(lengthText ?? '') || prefixLength > 32) {
-    throw new Error(`podCIDR: Invalid value: "${cidr}": must be a valid IPv4 CIDR`);
+    throw new Error(invalid);
   }
-  const network = ipv4ToNumber(address);
+  let network: number;
+  try {
+    network = ipv4ToNumber(address);
+  } catch {
+    throw new Error(invalid);
+  }
   const size = 2 ** (32 - prefixLength);
   if (network % size !== 0) {
-    throw new Error(`podCIDR: Invalid value: "${cidr}": must be a network address (host bits zero)`);
+    throw new Error(`${field}: Invalid value: "${cidr}": must be a network address (host bits zero)`);
   }
   return { network, prefixLength };
+}
+
+/**
+ * The cluster's pod range and the size of each node's share of it, as kube-controller-manager's
+ * `--cluster-cidr` and `--node-cidr-mask-size` give them.
+ */
+export interface NodeCidrPlan {
+  /** The range every node's pod CIDR is carved from (the `--pod-cidr` flag). */
+  readonly podCidr: string;
+  /** Prefix length of each node's pod CIDR (the `--node-cidr-mask-size` flag). */
+  readonly nodeCidrMaskSize: number;
+}
+
+/** A node's pod CIDR must hold its gateway and at least one pod, as {@link PodIpAllocator} needs. */
+const longestNodeCidrMask = 30;
+
+/**
+ * How many node pod CIDRs the plan holds. Throws, naming the flag, when `--pod-cidr` is not an
+ * IPv4 network or `--node-cidr-mask-size` is shorter than the range's prefix or too long to hold a
+ * pod.
+ */
+export function nodeCidrCapacity(plan: NodeCidrPlan): number {
+  const { prefixLength } = parseIpv4Cidr(plan.podCidr, '--pod-cidr');
+  const mask = plan.nodeCidrMaskSize;
+  if (!Number.isInteger(mask) || mask > longestNodeCidrMask) {
+    throw new Error(
+      `--node-cidr-mask-size: Invalid value: ${mask}: must be an integer from ${prefixLength} to ${longestNodeCidrMask} (a node's pod CIDR holds a gateway and at least one pod)`,
+    );
+  }
+  if (mask < prefixLength) {
+    throw new Error(
+      `--node-cidr-mask-size: Invalid value: ${mask}: must be greater than or equal to the prefix length of --pod-cidr ${plan.podCidr} (${prefixLength})`,
+    );
+  }
+  return 2 ** (mask - prefixLength);
+}
+
+/**
+ * The pod CIDR of node `index`: the `index`-th subnet of `nodeCidrMaskSize` bits in `podCidr`,
+ * counted from the start of the range, as kube-controller-manager's range allocator hands them out
+ * to nodes joining an empty cluster.
+ */
+export function nodeCidrOf(plan: NodeCidrPlan, index: number): string {
+  const capacity = nodeCidrCapacity(plan);
+  if (!Number.isInteger(index) || index < 0 || index >= capacity) {
+    throw new RangeError(
+      `node index: Invalid value: ${index}: --pod-cidr ${plan.podCidr} holds ${capacity} node pod CIDRs of /${plan.nodeCidrMaskSize} (indexes 0 to ${capacity - 1})`,
+    );
+  }
+  const { network } = parseIpv4Cidr(plan.podCidr, '--pod-cidr');
+  return `${numberToIpv4(network + index * 2 ** (32 - plan.nodeCidrMaskSize))}/${plan.nodeCidrMaskSize}`;
+}
+
+/** The first and last address of an IPv4 CIDR, as 32-bit values. */
+export function ipv4CidrBounds(cidr: string, field = 'podCIDR'): { first: number; last: number } {
+  const { network, prefixLength } = parseIpv4Cidr(cidr, field);
+  return { first: network, last: network + 2 ** (32 - prefixLength) - 1 };
 }
 
 /**

@@ -25,12 +25,20 @@ interface RunningPod {
 export interface LocalKubeletOptions {
   readonly node: LocalNodeIdentity;
   readonly rest: KubeRest;
-  /** The cluster-wide pod informer; the kubelet filters it to its node. */
+  /**
+   * The cluster-wide pod informer the kubelet reads pods from. Its events reach the kubelet through
+   * {@link LocalKubelet.podChanged}, which {@link routePodEventsToKubelets} calls for the pods of
+   * the kubelet's node.
+   */
   readonly pods: Informer<V1Pod>;
   readonly logger: Logger;
   /** When set, pods get network namespaces and servers; otherwise they only get IPs and status. */
   readonly dataplane?: NetnsDataplane;
-  /** Keys reconciled at once (default 8). */
+  /**
+   * Keys reconciled at once (default 8 with the dataplane, where starting a pod waits on
+   * namespaces and processes; 2 without, where it is one status write, so that many nodes together
+   * keep their writes within the connection pool's kept-alive sockets).
+   */
   readonly concurrency?: number;
 }
 
@@ -89,17 +97,13 @@ export class LocalKubelet {
       name: `kubelet-${options.node.name}`,
       reconciler: { reconcile: (key) => this.#reconcile(key) },
       logger: options.logger,
-      concurrency: options.concurrency ?? 8,
+      concurrency: options.concurrency ?? (options.dataplane === undefined ? 2 : 8),
     });
-    const enqueueIfMine = (pod: V1Pod): void => {
-      const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
-      if (pod.spec?.nodeName === this.node.name || this.#running.has(key)) this.controller.enqueue(key);
-    };
-    options.pods.addEventHandler({
-      onAdd: enqueueIfMine,
-      onUpdate: (_old, pod) => enqueueIfMine(pod),
-      onDelete: enqueueIfMine,
-    });
+  }
+
+  /** Tells the kubelet that pod `key`, bound to its node now or before, changed or went away. */
+  podChanged(key: string): void {
+    this.controller.enqueue(key);
   }
 
   /** Pods with an allocated IP on this node. */
@@ -206,4 +210,29 @@ export class LocalKubelet {
     await Promise.all([...this.#running.keys()].map((key) => this.#teardown(key, 1_000)));
     await this.#prober?.close();
   }
+}
+
+/**
+ * Passes each pod event to the kubelet of the pod's node, and to the kubelet of the node the pod
+ * was last seen on when that differs (a pod deleted and recreated under the same name on another
+ * node, with the delete lost in a relist), so the old kubelet tears it down. One lookup per event,
+ * where every kubelet checking every event cost O(nodes) per event.
+ */
+export function routePodEventsToKubelets(pods: Informer<V1Pod>, kubelets: readonly LocalKubelet[]): void {
+  const byNode = new Map(kubelets.map((kubelet) => [kubelet.node.name, kubelet]));
+  const lastNodeOf = new Map<string, string>();
+  const route = (pod: V1Pod, deleted: boolean): void => {
+    const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
+    const nodeName = pod.spec?.nodeName || undefined;
+    const previous = lastNodeOf.get(key);
+    if (previous !== undefined && previous !== nodeName) byNode.get(previous)?.podChanged(key);
+    if (nodeName !== undefined) byNode.get(nodeName)?.podChanged(key);
+    if (deleted || nodeName === undefined) lastNodeOf.delete(key);
+    else lastNodeOf.set(key, nodeName);
+  };
+  pods.addEventHandler({
+    onAdd: (pod) => route(pod, false),
+    onUpdate: (_old, pod) => route(pod, false),
+    onDelete: (pod) => route(pod, true),
+  });
 }

@@ -14,6 +14,8 @@ import {
   nodePodCidr,
   nodePodGateway,
   type PodServerProcess,
+  planNodePodCidrs,
+  podCidrGateway,
   runNamespacePrefix,
 } from './netns.ts';
 import { NamespaceProbeTransport } from './probes.ts';
@@ -35,6 +37,60 @@ describe('address plan', () => {
     assert.throws(() => nodePodCidr(250), /node index: Invalid value: 250: must be an integer from 0 to 249/);
     assert.throws(() => nodeLanAddress(-1), /Invalid value: -1/);
     assert.throws(() => clientLanAddress(4), /client index: Invalid value: 4/);
+  });
+
+  test('by default node pod CIDRs are the /24s of 198.18.0.0/16, the same in both modes', () => {
+    const plan = { podCidr: '198.18.0.0/16', nodeCidrMaskSize: 24 };
+    assert.deepEqual(planNodePodCidrs(3, plan, true), ['198.18.0.0/24', '198.18.1.0/24', '198.18.2.0/24']);
+    assert.deepEqual(planNodePodCidrs(3, plan, false), planNodePodCidrs(3, plan, true));
+    assert.equal(planNodePodCidrs(250, plan, true).at(-1), '198.18.249.0/24');
+  });
+
+  test('a wider per-node share: the gateway is .1 of each node CIDR', () => {
+    const cidrs = planNodePodCidrs(15, { podCidr: '198.18.0.0/16', nodeCidrMaskSize: 20 }, true);
+    assert.deepEqual(cidrs.slice(0, 2), ['198.18.0.0/20', '198.18.16.0/20']);
+    assert.equal(cidrs.at(-1), '198.18.224.0/20');
+    assert.equal(podCidrGateway('198.18.16.0/20'), '198.18.16.1');
+  });
+
+  test('dataplane: node CIDRs must stay below the LAN 198.18.255.0/24', () => {
+    // The 16th /20 (198.18.240.0/20) would hold the LAN.
+    assert.throws(
+      () => planNodePodCidrs(16, { podCidr: '198.18.0.0/16', nodeCidrMaskSize: 20 }, true),
+      /^Error: --nodes: Invalid value: 16: --pod-cidr 198.18.0.0\/16 with --node-cidr-mask-size 20 holds 15 node pod CIDRs below the LAN 198.18.255.0\/24; use a wider --pod-cidr or a larger --node-cidr-mask-size$/,
+    );
+    assert.throws(
+      () => planNodePodCidrs(1, { podCidr: '198.18.255.0/24', nodeCidrMaskSize: 25 }, true),
+      /--nodes: Invalid value: 1: .* holds 0 node pod CIDRs below the LAN/,
+    );
+  });
+
+  test('dataplane: a pod range outside 198.18.0.0/16 is refused, control-plane mode takes it', () => {
+    const wide = { podCidr: '10.0.0.0/8', nodeCidrMaskSize: 16 };
+    assert.throws(
+      () => planNodePodCidrs(2, wide, true),
+      /--pod-cidr: Invalid value: "10.0.0.0\/8": the dataplane configures and routes pod addresses, so the range must be inside 198.18.0.0\/16 \(or run with --no-dataplane/,
+    );
+    assert.throws(
+      () => planNodePodCidrs(2, { podCidr: '198.18.0.0/15', nodeCidrMaskSize: 24 }, true),
+      /--pod-cidr: Invalid value: "198.18.0.0\/15"/,
+    );
+    assert.deepEqual(planNodePodCidrs(2, wide, false), ['10.0.0.0/16', '10.1.0.0/16']);
+  });
+
+  test('the node count is bounded by the range and by the LAN addresses nodes take', () => {
+    assert.throws(
+      () => planNodePodCidrs(17, { podCidr: '10.0.0.0/16', nodeCidrMaskSize: 20 }, false),
+      /^Error: --nodes: Invalid value: 17: --pod-cidr 10.0.0.0\/16 with --node-cidr-mask-size 20 holds 16 node pod CIDRs; use a wider/,
+    );
+    assert.throws(
+      () => planNodePodCidrs(251, { podCidr: '10.0.0.0/8', nodeCidrMaskSize: 16 }, false),
+      /--nodes: Invalid value: 251: must be an integer from 1 to 250 \(node InternalIPs come from the LAN 198.18.255.0\/24\)/,
+    );
+    assert.throws(
+      () => planNodePodCidrs(0, { podCidr: '10.0.0.0/8', nodeCidrMaskSize: 16 }, false),
+      /--nodes: Invalid value: 0/,
+    );
   });
 
   test('host veth names fit IFNAMSIZ and differ per pod', () => {

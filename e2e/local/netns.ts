@@ -2,6 +2,14 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { access, constants } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import {
+  ipv4CidrBounds,
+  type NodeCidrPlan,
+  nodeCidrCapacity,
+  nodeCidrOf,
+  numberToIpv4,
+  parseIpv4Cidr,
+} from './ipam.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -14,8 +22,8 @@ export const namespacePrefix = 'portico-';
 /**
  * Address plan of the local dataplane, all inside the benchmarking range 198.18.0.0/15.
  *
- * - Node `i` owns the pod CIDR `198.18.i.0/24` (i < {@link maxNodes}); `.1` of it is the gateway the
- *   node answers on every pod veth, so pods get `.2`–`.254`.
+ * - Node `i` owns the `i`-th subnet of the pod range ({@link defaultNodeCidrPlan}: `198.18.i.0/24`);
+ *   `.1` of it is the gateway the node answers on every pod veth, so pods get `.2`–`.254`.
  * - The LAN joining nodes and clients is `198.18.255.0/24`: inside the pod range (so the whole of
  *   198.19.0.0/16 stays free for Service ClusterIPs) but outside every node's pod CIDR, so a proxy
  *   that detects local traffic by node pod CIDR masquerades client traffic as it must.
@@ -28,21 +36,66 @@ export const addressPlan = {
   serviceRange: '198.19.0.0/16',
 } as const;
 
+/** The pod range and per-node mask when none are given: node `i` owns `198.18.i.0/24`. */
+export const defaultNodeCidrPlan: NodeCidrPlan = { podCidr: addressPlan.podRange, nodeCidrMaskSize: 24 };
+
 /** Node indexes 0..249 keep node LAN addresses clear of the client addresses at the top of the LAN. */
 export const maxNodes = 250;
 
 const maxClients = 4;
 
-/** The pod CIDR of node `index` (`198.18.<index>.0/24`). */
-export function nodePodCidr(index: number): string {
+/** The pod CIDR of node `index` under `plan` (by default `198.18.<index>.0/24`). */
+export function nodePodCidr(index: number, plan: NodeCidrPlan = defaultNodeCidrPlan): string {
   assertNodeIndex(index);
-  return `198.18.${index}.0/24`;
+  return nodeCidrOf(plan, index);
 }
 
 /** The gateway address a node answers on each of its pods' veths (`.1` of its pod CIDR). */
-export function nodePodGateway(index: number): string {
-  assertNodeIndex(index);
-  return `198.18.${index}.1`;
+export function nodePodGateway(index: number, plan: NodeCidrPlan = defaultNodeCidrPlan): string {
+  return podCidrGateway(nodePodCidr(index, plan));
+}
+
+/** The gateway address of a node's pod CIDR: its first address after the network address. */
+export function podCidrGateway(podCidr: string): string {
+  return numberToIpv4(parseIpv4Cidr(podCidr).network + 1);
+}
+
+/**
+ * The pod CIDRs of nodes 0 to `nodeCount - 1` under `plan`, after checking that they fit. Every
+ * node takes a LAN address as its InternalIP, so at most {@link maxNodes} nodes in either mode. In
+ * dataplane mode the addresses are configured and routed in the run's namespaces, so the range
+ * must stay inside 198.18.0.0/16 and no node's pod CIDR may overlap the LAN 198.18.255.0/24; in
+ * control-plane mode nothing is configured or routed and any IPv4 range goes (for example
+ * 10.0.0.0/8 with /16 per node). Errors name the `npm start` flag to change.
+ */
+export function planNodePodCidrs(nodeCount: number, plan: NodeCidrPlan, dataplane: boolean): string[] {
+  if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > maxNodes) {
+    throw new Error(
+      `--nodes: Invalid value: ${nodeCount}: must be an integer from 1 to ${maxNodes} (node InternalIPs come from the LAN ${addressPlan.lanCidr})`,
+    );
+  }
+  const capacity = nodeCidrCapacity(plan);
+  let usable = capacity;
+  if (dataplane) {
+    const range = ipv4CidrBounds(plan.podCidr, '--pod-cidr');
+    const allowed = ipv4CidrBounds(addressPlan.podRange);
+    if (range.first < allowed.first || range.last > allowed.last) {
+      throw new Error(
+        `--pod-cidr: Invalid value: "${plan.podCidr}": the dataplane configures and routes pod addresses, so the range must be inside ${addressPlan.podRange} (or run with --no-dataplane, which allows any IPv4 range)`,
+      );
+    }
+    // Node subnets are handed out from the bottom of the range, so the usable ones end at the LAN.
+    const lanFirst = ipv4CidrBounds(addressPlan.lanCidr).first;
+    const subnetSize = 2 ** (32 - plan.nodeCidrMaskSize);
+    usable = Math.min(capacity, Math.max(0, Math.floor((lanFirst - range.first) / subnetSize)));
+  }
+  if (nodeCount > usable) {
+    const lanNote = dataplane && usable < capacity ? ` below the LAN ${addressPlan.lanCidr}` : '';
+    throw new Error(
+      `--nodes: Invalid value: ${nodeCount}: --pod-cidr ${plan.podCidr} with --node-cidr-mask-size ${plan.nodeCidrMaskSize} holds ${usable} node pod CIDRs${lanNote}; use a wider --pod-cidr or a larger --node-cidr-mask-size`,
+    );
+  }
+  return Array.from({ length: nodeCount }, (_, index) => nodeCidrOf(plan, index));
 }
 
 /** The node's address on the LAN, used as its InternalIP. */
@@ -332,17 +385,18 @@ export class NetnsDataplane {
   }
 
   /**
-   * Creates node `index`: its namespace with forwarding on (inside that namespace only), a link to
-   * the LAN, and routes both ways between it and every existing node and client.
+   * Creates node `index` owning `podCidr` (see {@link planNodePodCidrs}): its namespace with
+   * forwarding on (inside that namespace only), a link to the LAN, and routes both ways between it
+   * and every existing node and client.
    */
-  async addNode(index: number): Promise<NodeNetwork> {
+  async addNode(index: number, podCidr: string = nodePodCidr(index)): Promise<NodeNetwork> {
     if (this.#nodes.has(index)) throw new Error(`node ${index} already exists in run ${this.runId}`);
     const node: NodeNetwork = {
       index,
       namespace: `${this.prefix}node-${index}`,
       lanAddress: nodeLanAddress(index),
-      podCidr: nodePodCidr(index),
-      podGateway: nodePodGateway(index),
+      podCidr,
+      podGateway: podCidrGateway(podCidr),
     };
     await this.#ensureLan();
     await this.#createNamespace(node.namespace);

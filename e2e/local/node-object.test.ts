@@ -13,6 +13,15 @@ describe('local node objects', () => {
     });
   });
 
+  test('a node of a cluster with its own pod range carries the pod CIDR it was given', () => {
+    const node = localNodeIdentity(2, ['zone-a', 'zone-b', 'zone-c'], '10.0.32.0/20');
+    assert.deepEqual([node.podCidr, node.internalIp, node.zone], ['10.0.32.0/20', '198.18.255.3', 'zone-c']);
+    assert.deepEqual(localNodeObject(node, kubeNow()).spec, {
+      podCIDR: '10.0.32.0/20',
+      podCIDRs: ['10.0.32.0/20'],
+    });
+  });
+
   test('the Node carries labels, podCIDRs, addresses and a Ready condition', () => {
     const now = kubeNow(Date.UTC(2026, 0, 1, 0, 0, 0, 750));
     const object = localNodeObject(localNodeIdentity(0), now);

@@ -16,12 +16,19 @@ export interface LocalNodeIdentity {
   readonly zone: string;
 }
 
-/** The identity of node `index`: `node-<index>`, its pod CIDR and LAN address from the address plan. */
-export function localNodeIdentity(index: number, zones: readonly string[] = defaultZones): LocalNodeIdentity {
+/**
+ * The identity of node `index`: `node-<index>`, its LAN address from the address plan, and its pod
+ * CIDR (by default the address plan's; a cluster with its own pod range passes the node's share).
+ */
+export function localNodeIdentity(
+  index: number,
+  zones: readonly string[] = defaultZones,
+  podCidr: string = nodePodCidr(index),
+): LocalNodeIdentity {
   return {
     name: `node-${index}`,
     index,
-    podCidr: nodePodCidr(index),
+    podCidr,
     internalIp: nodeLanAddress(index),
     zone: zones[index % zones.length] ?? 'zone-a',
   };

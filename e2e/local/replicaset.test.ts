@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { selectorMatches } from './labels.ts';
-import { compareForDeletion, orphansToAdopt, planReplicaSet } from './replicaset.ts';
+import {
+  compareForDeletion,
+  maxWriteBatch,
+  orphansToAdopt,
+  planReplicaSet,
+  slowStartBatchSizes,
+} from './replicaset.ts';
 
 const now = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -207,6 +213,21 @@ describe('selectorMatches', () => {
     assert.throws(
       () => selectorMatches({ matchExpressions: [{ key: 'a', operator: 'Gt' }] }, labels),
       /operator: Unsupported value: "Gt": supported values: "In", "NotIn", "Exists", "DoesNotExist"/,
+    );
+  });
+});
+
+describe('slowStartBatchSizes', () => {
+  test('doubles from 1 like upstream, capped, and adds up to the total', () => {
+    assert.deepEqual(slowStartBatchSizes(0), []);
+    assert.deepEqual(slowStartBatchSizes(1), [1]);
+    assert.deepEqual(slowStartBatchSizes(10), [1, 2, 4, 3]);
+    const burst = slowStartBatchSizes(500);
+    assert.deepEqual(burst.slice(0, 7), [1, 2, 4, 8, 16, 32, 32]);
+    assert.equal(Math.max(...burst), maxWriteBatch);
+    assert.equal(
+      burst.reduce((sum, size) => sum + size, 0),
+      500,
     );
   });
 });

@@ -15,6 +15,25 @@ export interface ReplicaSetPlan {
 /** The same per-sync cap upstream's ReplicaSet controller uses, so one sync never floods the API. */
 export const burstReplicas = 500;
 
+/** Writes of one sync in flight at once, so a few busy ReplicaSets stay within the kept-alive sockets. */
+export const maxWriteBatch = 32;
+
+/**
+ * Batch sizes for `total` pod creates in upstream's slow start: 1, 2, 4, … doubling (here capped
+ * at {@link maxWriteBatch}). The caller stops after a batch with a failure, so a create that fails
+ * for every pod (quota, admission) costs one request, not `total`.
+ */
+export function slowStartBatchSizes(total: number): number[] {
+  const sizes: number[] = [];
+  let remaining = total;
+  for (let size = 1; remaining > 0; size = Math.min(size * 2, maxWriteBatch)) {
+    const batch = Math.min(size, remaining);
+    sizes.push(batch);
+    remaining -= batch;
+  }
+  return sizes;
+}
+
 /** True when the pod's Ready condition is True. */
 export function isPodReady(pod: V1Pod): boolean {
   return readyCondition(pod)?.status === 'True';

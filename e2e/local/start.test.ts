@@ -18,6 +18,8 @@ describe('parseLocalStartArgs', () => {
     assert.deepEqual(parseLocalStartArgs([]), {
       dataplane: true,
       nodes: 2,
+      podCidr: '198.18.0.0/16',
+      nodeCidrMaskSize: 24,
       dataDir: '.portico/local',
       logLevel: 'warn',
       proxyMode: 'iptables',
@@ -34,13 +36,69 @@ describe('parseLocalStartArgs', () => {
   test('rejects a node count outside the address plan and an unknown proxy mode', () => {
     assert.throws(
       () => parseLocalStartArgs(['--nodes', '300']),
-      /--nodes: Invalid value: "300": must be an integer from 1 to 250/,
+      /--nodes: Invalid value: 300: must be an integer from 1 to 250/,
     );
-    assert.throws(() => parseLocalStartArgs(['--nodes', 'two']), /--nodes: Invalid value: "two"/);
+    assert.throws(
+      () => parseLocalStartArgs(['--nodes', 'two']),
+      /--nodes: Invalid value: "two": must be an integer/,
+    );
     assert.throws(
       () => parseLocalStartArgs(['--proxy-mode', 'userspace']),
       /--proxy-mode: Unsupported value: "userspace": supported values: "iptables", "nftables", "ipvs"/,
     );
+  });
+});
+
+describe('--pod-cidr and --node-cidr-mask-size', () => {
+  test('control-plane mode takes any IPv4 range: 50 nodes of /20 in 10.0.0.0/8', () => {
+    const options = parseLocalStartArgs([
+      '--no-dataplane',
+      '--nodes',
+      '50',
+      '--pod-cidr',
+      '10.0.0.0/8',
+      '--node-cidr-mask-size',
+      '20',
+    ]);
+    assert.deepEqual(
+      [options.dataplane, options.nodes, options.podCidr, options.nodeCidrMaskSize],
+      [false, 50, '10.0.0.0/8', 20],
+    );
+  });
+
+  test('the dataplane keeps pods inside 198.18.0.0/16 and below the LAN', () => {
+    assert.throws(
+      () => parseLocalStartArgs(['--pod-cidr', '10.0.0.0/8']),
+      /--pod-cidr: Invalid value: "10.0.0.0\/8": the dataplane configures and routes pod addresses/,
+    );
+    assert.throws(
+      () => parseLocalStartArgs(['--nodes', '16', '--node-cidr-mask-size', '20']),
+      /--nodes: Invalid value: 16: .* holds 15 node pod CIDRs below the LAN 198.18.255.0\/24/,
+    );
+    assert.equal(parseLocalStartArgs(['--nodes', '15', '--node-cidr-mask-size', '20']).nodes, 15);
+  });
+
+  test('a mask shorter than the range or not a number is refused naming the flag', () => {
+    assert.throws(
+      () =>
+        parseLocalStartArgs(['--no-dataplane', '--pod-cidr', '10.0.0.0/16', '--node-cidr-mask-size', '12']),
+      /--node-cidr-mask-size: Invalid value: 12: must be greater than or equal to the prefix length of --pod-cidr 10.0.0.0\/16 \(16\)/,
+    );
+    assert.throws(
+      () => parseLocalStartArgs(['--node-cidr-mask-size', '/24']),
+      /--node-cidr-mask-size: Invalid value: "\/24": must be an integer/,
+    );
+  });
+
+  test('--help lists the flags and starts nothing', async () => {
+    const { stdout } = await run(process.execPath, [startScript, '--help'], {
+      env: { ...process.env, KUBECONFIG: '' },
+      timeout: 30_000,
+    });
+    for (const flag of ['--no-dataplane', '--nodes', '--pod-cidr', '--node-cidr-mask-size', '--data-dir']) {
+      assert.match(stdout, new RegExp(`^  ${flag}`, 'm'));
+    }
+    assert.doesNotMatch(stdout, /READY/);
   });
 });
 

@@ -7,9 +7,7 @@
  * Writes the kubeconfig to `.portico/local/kubeconfig`, prints what to do next, then `READY`.
  * SIGINT or SIGTERM stops everything and removes the run's namespaces.
  *
- * Local cluster flags: --no-dataplane, --nodes N (default 2), --data-dir DIR (default
- * .portico/local), --proxy-mode iptables|nftables|ipvs (default iptables), --log-level LEVEL
- * (default warn).
+ * Local cluster flags: see {@link localStartUsage} (`--help` prints it).
  */
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -19,15 +17,40 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../controllers/runtime/logging.ts';
 import { startApiServer } from '../apiserver/index.ts';
 import { LocalCluster } from './cluster.ts';
+import { defaultNodeCidrPlan, maxNodes, planNodePodCidrs } from './netns.ts';
 import { startPortico } from './portico.ts';
 import { KubeRest } from './rest.ts';
 
 const PROXY_MODES = ['iptables', 'nftables', 'ipvs'];
 
+/** What `--help` prints: the local cluster's flags. */
+export const localStartUsage = `Usage: npm start -- [flags]   (without a kubeconfig: the embedded local cluster)
+
+  --no-dataplane              control-plane mode: pods get IPs and status but no network
+                              namespaces; runs without root
+  --nodes N                   simulated nodes (default 2, at most ${maxNodes}; the pod range must hold
+                              a pod CIDR for each)
+  --pod-cidr CIDR             range the nodes' pod CIDRs are carved from, like kube-controller-manager's
+                              --cluster-cidr (default ${defaultNodeCidrPlan.podCidr}); with the dataplane it
+                              must lie inside 198.18.0.0/16 and node CIDRs must stay below the LAN
+                              198.18.255.0/24; with --no-dataplane any IPv4 range (e.g. 10.0.0.0/8)
+  --node-cidr-mask-size N     prefix length of each node's pod CIDR (default ${defaultNodeCidrPlan.nodeCidrMaskSize}):
+                              node i gets the i-th subnet of that size; /24 holds 253 pods, /20 4093
+  --data-dir DIR              kubeconfig, certificates and logs (default .portico/local)
+  --proxy-mode MODE           iptables, nftables or ipvs (default iptables)
+  --log-level LEVEL           error, warn, info or debug (default warn)
+  --help, -h                  print this and exit
+
+With --kubeconfig PATH (or KUBECONFIG set) it runs the controller-manager against that cluster
+instead, passing every flag through.
+`;
+
 /** Parsed command line of {@link runLocalCluster}. */
 export interface LocalStartOptions {
   readonly dataplane: boolean;
   readonly nodes: number;
+  readonly podCidr: string;
+  readonly nodeCidrMaskSize: number;
   readonly dataDir: string;
   readonly logLevel: string;
   readonly proxyMode: string;
@@ -40,6 +63,8 @@ export function parseLocalStartArgs(args: readonly string[]): LocalStartOptions 
     options: {
       'no-dataplane': { type: 'boolean', default: false },
       nodes: { type: 'string', default: '2' },
+      'pod-cidr': { type: 'string', default: defaultNodeCidrPlan.podCidr },
+      'node-cidr-mask-size': { type: 'string', default: String(defaultNodeCidrPlan.nodeCidrMaskSize) },
       'data-dir': { type: 'string', default: join('.portico', 'local') },
       'log-level': { type: 'string', default: 'warn' },
       'proxy-mode': { type: 'string', default: 'iptables' },
@@ -50,17 +75,25 @@ export function parseLocalStartArgs(args: readonly string[]): LocalStartOptions 
       `--proxy-mode: Unsupported value: "${values['proxy-mode']}": supported values: ${PROXY_MODES.map((m) => `"${m}"`).join(', ')}`,
     );
   }
-  const nodes = Number(values.nodes);
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 250) {
-    throw new Error(`--nodes: Invalid value: "${values.nodes}": must be an integer from 1 to 250`);
-  }
+  const nodes = integerFlag('--nodes', values.nodes);
+  const nodeCidrMaskSize = integerFlag('--node-cidr-mask-size', values['node-cidr-mask-size']);
+  const dataplane = values['no-dataplane'] !== true;
+  // Checked here so a bad combination fails before anything starts.
+  planNodePodCidrs(nodes, { podCidr: values['pod-cidr'], nodeCidrMaskSize }, dataplane);
   return {
-    dataplane: values['no-dataplane'] !== true,
+    dataplane,
     nodes,
+    podCidr: values['pod-cidr'],
+    nodeCidrMaskSize,
     dataDir: values['data-dir'],
     logLevel: values['log-level'],
     proxyMode: values['proxy-mode'],
   };
+}
+
+function integerFlag(flag: string, text: string): number {
+  if (!/^\d{1,9}$/.test(text)) throw new Error(`${flag}: Invalid value: "${text}": must be an integer`);
+  return Number(text);
 }
 
 /** What to print once the cluster serves: how to use it with kubectl and how to reach pods. */
@@ -86,6 +119,10 @@ export function nextSteps(kubeconfigPath: string, cluster: LocalCluster): string
 
 /** Runs the local cluster until SIGINT or SIGTERM. */
 export async function runLocalCluster(args: readonly string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(localStartUsage);
+    return;
+  }
   const options = parseLocalStartArgs(args);
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
@@ -98,6 +135,8 @@ export async function runLocalCluster(args: readonly string[]): Promise<void> {
       kubeConfig,
       logger: createLogger({ level: options.logLevel, fields: { component: 'local-cluster' } }),
       nodeCount: options.nodes,
+      podCidr: options.podCidr,
+      nodeCidrMaskSize: options.nodeCidrMaskSize,
       dataplane: options.dataplane,
     });
   } catch (error) {

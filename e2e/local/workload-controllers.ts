@@ -4,7 +4,13 @@ import { type Informer, splitObjectKey } from '../../controllers/runtime/informe
 import type { Logger } from '../../controllers/runtime/logging.ts';
 import { planDeployment, stableStringify } from './deployment.ts';
 import { kubeNow, toWire } from './node-object.ts';
-import { controllerOf, orphansToAdopt, planReplicaSet } from './replicaset.ts';
+import {
+  controllerOf,
+  maxWriteBatch,
+  orphansToAdopt,
+  planReplicaSet,
+  slowStartBatchSizes,
+} from './replicaset.ts';
 import { type KubeRest, restStatus } from './rest.ts';
 import { isPodTerminal, planScheduling } from './scheduler.ts';
 
@@ -28,9 +34,6 @@ function ownerKey(object: { metadata?: V1ObjectMeta }, kind: string): string | u
 /** Pod index: the uid of the pod's controller (its ReplicaSet), so a ReplicaSet finds its pods at once. */
 export const podsByControllerUid = 'controller-uid';
 
-/** Pod index: the node of every bound pod that still occupies it, so the scheduler counts per node at once. */
-export const livePodsByNode = 'live-on-node';
-
 /** Pod index: the namespace of every live pod without a controller, the candidates for adoption. */
 export const orphanPodsByNamespace = 'orphans';
 
@@ -44,11 +47,26 @@ export const podIndexers: Record<string, (pod: V1Pod) => readonly string[]> = {
     const uid = controllerOf(pod)?.uid;
     return uid === undefined ? [] : [uid];
   },
-  [livePodsByNode]: (pod) =>
-    pod.spec?.nodeName && pod.metadata?.deletionTimestamp === undefined && !isPodTerminal(pod)
-      ? [pod.spec.nodeName]
-      : [],
 };
+
+/** ReplicaSet index: the uid of the ReplicaSet's controller (its Deployment). */
+export const replicaSetsByControllerUid = 'controller-uid';
+
+/** The ReplicaSet informer indexes the Deployment controller reads; pass them when creating the informer. */
+export const replicaSetIndexers: Record<string, (rs: V1ReplicaSet) => readonly string[]> = {
+  [replicaSetsByControllerUid]: (rs) => {
+    const uid = rs.metadata?.ownerReferences?.find((ref) => ref.controller === true)?.uid;
+    return uid === undefined ? [] : [uid];
+  },
+};
+
+/** The node a pod occupies: the one it is bound to, unless it is being deleted or has finished. */
+export function nodeOccupiedBy(pod: V1Pod): string | undefined {
+  const nodeName = pod.spec?.nodeName;
+  return nodeName && pod.metadata?.deletionTimestamp === undefined && !isPodTerminal(pod)
+    ? nodeName
+    : undefined;
+}
 
 /** True when `desired` (in wire form) differs from `current` in any field `desired` sets. */
 function differs(current: unknown, desired: unknown): boolean {
@@ -64,37 +82,91 @@ function differs(current: unknown, desired: unknown): boolean {
  * not shown yet are "assumed" (as upstream's scheduler cache does), so a burst of pods spreads
  * instead of piling onto the node that looked emptiest before the burst.
  *
- * Upstream binds through the `pods/binding` subresource; the local API server lets the scheduler
- * set `spec.nodeName` with a merge patch instead, which has the same effect on a pending pod.
+ * It binds through the `pods/binding` subresource, as upstream's scheduler does: the API server
+ * sets `spec.nodeName` and the PodScheduled condition in one write, and answers 409 Conflict when
+ * the pod is bound already.
  */
 export class LocalScheduler {
   readonly controller: Controller;
   readonly #informers: WorkloadInformers;
   readonly #rest: KubeRest;
+  /** Pending pods bound by this scheduler that the informer still shows unbound, and their node. */
   readonly #assumed = new Map<string, string>();
+  /**
+   * Pods per node, bound (as the informer shows them) plus assumed. Kept up to date from events,
+   * so a bind costs O(nodes) however many pods the cluster holds; counting the node index on every
+   * bind made a burst of n pods cost O(n²).
+   */
+  readonly #podsPerNode = new Map<string, number>();
+  /** The node each counted pod occupies, so an update or delete takes back the right count. */
+  readonly #counted = new Map<string, string>();
 
   constructor(informers: WorkloadInformers, rest: KubeRest, logger: Logger) {
     this.#informers = informers;
     this.#rest = rest;
     // Planning and assuming happen without an await between them, so parallel binds never see a
-    // stale count; only the API round trips overlap.
+    // stale count; only the API round trips overlap. Upstream binds asynchronously, one goroutine
+    // per pod; with only 8 binds in flight, a burst of pod creates from the ReplicaSet controller
+    // held most of the API server's attention and scheduling fell 10× behind creation at 100k pods.
     this.controller = new Controller({
       name: 'scheduler',
       reconciler: { reconcile: (key) => this.#reconcile(key) },
       logger,
-      concurrency: 8,
+      concurrency: 32,
     });
-    const enqueuePending = (pod: V1Pod): void => {
-      if (!pod.spec?.nodeName) this.controller.enqueue(keyOf(pod));
-      else this.#assumed.delete(keyOf(pod));
+    const observe = (pod: V1Pod): void => {
+      const key = keyOf(pod);
+      this.#count(key, nodeOccupiedBy(pod));
+      if (!pod.spec?.nodeName) this.controller.enqueue(key);
+      else this.#forgetAssumed(key);
     };
-    informers.pods.addEventHandler({ onAdd: enqueuePending, onUpdate: (_old, pod) => enqueuePending(pod) });
+    informers.pods.addEventHandler({
+      onAdd: observe,
+      onUpdate: (_old, pod) => observe(pod),
+      onDelete: (pod) => {
+        const key = keyOf(pod);
+        this.#count(key, undefined);
+        this.#forgetAssumed(key);
+      },
+    });
+  }
+
+  /** Moves pod `key`'s count to `nodeName` (none: the pod no longer occupies a node). */
+  #count(key: string, nodeName: string | undefined): void {
+    const previous = this.#counted.get(key);
+    if (previous === nodeName) return;
+    if (previous !== undefined) {
+      this.#counted.delete(key);
+      this.#addToNode(previous, -1);
+    }
+    if (nodeName !== undefined) {
+      this.#counted.set(key, nodeName);
+      this.#addToNode(nodeName, 1);
+    }
+  }
+
+  #addToNode(nodeName: string, delta: number): void {
+    const count = (this.#podsPerNode.get(nodeName) ?? 0) + delta;
+    if (count === 0) this.#podsPerNode.delete(nodeName);
+    else this.#podsPerNode.set(nodeName, count);
+  }
+
+  #assume(key: string, nodeName: string): void {
+    this.#assumed.set(key, nodeName);
+    this.#addToNode(nodeName, 1);
+  }
+
+  #forgetAssumed(key: string): void {
+    const nodeName = this.#assumed.get(key);
+    if (nodeName === undefined) return;
+    this.#assumed.delete(key);
+    this.#addToNode(nodeName, -1);
   }
 
   async #reconcile(key: string): Promise<ReconcileResult | undefined> {
     const pod = this.#informers.pods.get(key);
     if (pod === undefined || pod.spec?.nodeName || pod.metadata?.deletionTimestamp !== undefined) {
-      this.#assumed.delete(key);
+      this.#forgetAssumed(key);
       return undefined;
     }
     if (this.#assumed.has(key)) return undefined;
@@ -102,12 +174,7 @@ export class LocalScheduler {
     const boundPerNode = new Map<string, number>();
     for (const node of nodes) {
       const nodeName = node.metadata?.name ?? '';
-      boundPerNode.set(nodeName, this.#informers.pods.byIndex(livePodsByNode, nodeName).length);
-    }
-    for (const [assumedKey, nodeName] of this.#assumed) {
-      if (!this.#informers.pods.get(assumedKey)?.spec?.nodeName) {
-        boundPerNode.set(nodeName, (boundPerNode.get(nodeName) ?? 0) + 1);
-      }
+      boundPerNode.set(nodeName, this.#podsPerNode.get(nodeName) ?? 0);
     }
     const plan = planScheduling([pod], nodes, boundPerNode);
     const binding = plan.bindings.find((b) => `${b.namespace}/${b.name}` === key);
@@ -123,14 +190,19 @@ export class LocalScheduler {
       // Nodes turning ready don't enqueue pods; a periodic retry is simpler and cheap at our scale.
       return { requeueAfter: 2_000 };
     }
-    this.#assumed.set(key, binding.nodeName);
+    this.#assume(key, binding.nodeName);
     try {
-      await this.#rest.mergePatch(`/api/v1/namespaces/${namespace}/pods/${name}`, {
-        spec: { nodeName: binding.nodeName },
+      await this.#rest.create(`/api/v1/namespaces/${namespace}/pods/${name}/binding`, {
+        apiVersion: 'v1',
+        kind: 'Binding',
+        metadata: { name, namespace },
+        target: { apiVersion: 'v1', kind: 'Node', name: binding.nodeName },
       });
     } catch (error) {
-      this.#assumed.delete(key);
-      if (restStatus(error) === 404) return undefined;
+      this.#forgetAssumed(key);
+      // Gone, or bound meanwhile by someone else: the informer brings the pod's new state.
+      const status = restStatus(error);
+      if (status === 404 || status === 409) return undefined;
       throw error;
     }
     return undefined;
@@ -214,26 +286,36 @@ export class LocalReplicaSetController {
     const plan = planReplicaSet(replicaSet, pods, Date.now());
     const podsPath = `/api/v1/namespaces/${namespace}/pods`;
     const errors: unknown[] = [];
-    await Promise.all([
-      ...plan.create.map(async (pod) => {
-        try {
-          const created = await this.#rest.create(podsPath, pod);
-          expectations.created.set(created.metadata?.name ?? '', created);
-        } catch (error) {
-          errors.push(error);
-        }
-      }),
-      ...plan.delete.map(async (pod) => {
-        const podName = pod.metadata?.name ?? '';
-        expectations.deleted.add(podName);
-        try {
-          await this.#rest.delete(`${podsPath}/${podName}`);
-        } catch (error) {
-          expectations.deleted.delete(podName);
-          errors.push(error);
-        }
-      }),
-    ]);
+    let next = 0;
+    for (const size of slowStartBatchSizes(plan.create.length)) {
+      const batch = plan.create.slice(next, next + size);
+      next += size;
+      await Promise.all(
+        batch.map(async (pod) => {
+          try {
+            const created = await this.#rest.create(podsPath, pod);
+            expectations.created.set(created.metadata?.name ?? '', created);
+          } catch (error) {
+            errors.push(error);
+          }
+        }),
+      );
+      if (errors.length > 0) break;
+    }
+    for (let start = 0; start < plan.delete.length; start += maxWriteBatch) {
+      await Promise.all(
+        plan.delete.slice(start, start + maxWriteBatch).map(async (pod) => {
+          const podName = pod.metadata?.name ?? '';
+          expectations.deleted.add(podName);
+          try {
+            await this.#rest.delete(`${podsPath}/${podName}`);
+          } catch (error) {
+            expectations.deleted.delete(podName);
+            errors.push(error);
+          }
+        }),
+      );
+    }
     if (errors.length > 0)
       throw new AggregateError(errors, `replicaset ${key}: ${errors.length} pod writes failed`);
     if (differs(replicaSet.status, plan.status)) {
@@ -315,12 +397,10 @@ export class LocalDeploymentController {
     const deployment = this.#informers.deployments.get(key);
     if (deployment === undefined || deployment.metadata?.deletionTimestamp !== undefined) return undefined;
     const { namespace, name } = splitObjectKey(key);
-    const uid = deployment.metadata?.uid;
-    const owned = this.#informers.replicaSets
-      .listInNamespace(namespace)
-      .filter((rs) =>
-        rs.metadata?.ownerReferences?.some((ref) => ref.controller === true && ref.uid === uid),
-      );
+    const owned = this.#informers.replicaSets.byIndex(
+      replicaSetsByControllerUid,
+      deployment.metadata?.uid ?? '',
+    );
     const plan = planDeployment(deployment, owned, kubeNow().getTime());
     const replicaSetsPath = `/apis/apps/v1/namespaces/${namespace}/replicasets`;
     if (plan.createReplicaSet !== undefined) {
