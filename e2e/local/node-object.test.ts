@@ -36,4 +36,12 @@ describe('local node objects', () => {
       'second precision on the wire',
     );
   });
+
+  test('the Node reports CPU for topology-mode Auto and as many pods as its pod CIDR holds', () => {
+    const small = localNodeObject(localNodeIdentity(0), kubeNow());
+    assert.deepEqual(small.status?.allocatable, { cpu: '2', pods: '253' });
+    assert.deepEqual(small.status?.capacity, small.status?.allocatable);
+    const wide = localNodeObject(localNodeIdentity(1, ['zone-a'], '10.0.16.0/20'), kubeNow());
+    assert.equal(wide.status?.allocatable?.['pods'], '4093');
+  });
 });

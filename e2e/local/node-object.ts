@@ -60,6 +60,14 @@ export function readyCondition(now: Date, since: Date): V1NodeCondition {
   };
 }
 
+/** CPU every simulated node reports, as `status.capacity` and `status.allocatable`. */
+export const LOCAL_NODE_CPU = '2';
+
+function nodeResources(node: LocalNodeIdentity): Record<string, string> {
+  const prefixLength = Number(node.podCidr.split('/')[1]);
+  return { cpu: LOCAL_NODE_CPU, pods: String(2 ** (32 - prefixLength) - 3) };
+}
+
 /** The Node object a local kubelet registers: labels, podCIDR, addresses and Ready status. */
 export function localNodeObject(node: LocalNodeIdentity, now: Date): V1Node {
   return {
@@ -75,6 +83,10 @@ export function localNodeObject(node: LocalNodeIdentity, now: Date): V1Node {
     },
     spec: { podCIDR: node.podCidr, podCIDRs: [node.podCidr] },
     status: {
+      // Every simulated node claims the same CPU, so topology-mode Auto sees zones in proportion
+      // to their node counts; pods is what the podCIDR holds (network, gateway and broadcast taken).
+      capacity: nodeResources(node),
+      allocatable: nodeResources(node),
       addresses: [
         { type: 'InternalIP', address: node.internalIp },
         { type: 'Hostname', address: node.name },
