@@ -56,14 +56,18 @@ class AgentIptablesProxier extends IptablesProxier implements AgentProxier {
 /**
  * Builds the proxier of `config.mode` for one family. The seam for the proxy modes. `ipvs` must
  * already be resolved against the kernel (`resolveProxyMode`): here it means IPVS is there.
- * `onBackgroundError` receives failures of work between syncs (IPVS drain checks).
+ * `hooks.onBackgroundError` receives failures of work between syncs (IPVS drain checks),
+ * `hooks.onWarning` what a sync worked around (an unsupported IPVS scheduler annotation).
  */
 export function createProxier(
   config: AgentConfig,
   family: IPFamily,
   run: CommandRunner,
   backend: IptablesBackend,
-  onBackgroundError: (error: unknown) => void = () => undefined,
+  hooks: {
+    readonly onBackgroundError?: (error: unknown) => void;
+    readonly onWarning?: (message: string, fields: Readonly<Record<string, string>>) => void;
+  } = {},
 ): AgentProxier {
   const common = {
     clusterCIDRs: config.clusterCIDRs,
@@ -84,8 +88,9 @@ export function createProxier(
       return new IpvsProxier({
         family,
         run,
-        render: { ...DEFAULT_IPVS_RENDER_OPTIONS, ...common },
-        onDrainError: onBackgroundError,
+        render: { ...DEFAULT_IPVS_RENDER_OPTIONS, ...common, defaultScheduler: config.ipvsScheduler },
+        onDrainError: hooks.onBackgroundError ?? (() => undefined),
+        ...(hooks.onWarning === undefined ? {} : { onWarning: hooks.onWarning }),
       });
   }
 }
@@ -275,9 +280,11 @@ export class NodeAgent {
     if (this.#proxiers.has(family)) return;
     this.#proxiers.set(
       family,
-      createProxier(this.#config, family, this.#run, this.#backend, (error) =>
-        this.#logger.warn('IPVS drain check failed', { family, ...errorFields(error) }),
-      ),
+      createProxier(this.#config, family, this.#run, this.#backend, {
+        onBackgroundError: (error) =>
+          this.#logger.warn('IPVS drain check failed', { family, ...errorFields(error) }),
+        onWarning: (message, fields) => this.#logger.warn(message, { family, ...fields }),
+      }),
     );
   }
 

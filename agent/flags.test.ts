@@ -18,6 +18,7 @@ describe('portico-agent flags', () => {
       metricsBindAddress: '127.0.0.1:10249',
       cleanup: false,
       noFallback: false,
+      ipvsScheduler: 'rr',
       logLevel: undefined,
     });
   });
@@ -47,6 +48,8 @@ describe('portico-agent flags', () => {
         '0.0.0.0:0',
         '--cleanup',
         '--no-fallback',
+        '--ipvs-scheduler',
+        'sh',
         '--log-level',
         'debug',
       ],
@@ -66,6 +69,7 @@ describe('portico-agent flags', () => {
       metricsBindAddress: '0.0.0.0:0',
       cleanup: true,
       noFallback: true,
+      ipvsScheduler: 'sh',
       logLevel: 'debug',
     });
   });
@@ -95,6 +99,10 @@ describe('portico-agent flags', () => {
         /--healthz-bind-address: Invalid value: "10256": must be host:port/,
       ],
       [['--log-level', 'loud'], /--log-level: Unsupported value: "loud"/],
+      [
+        ['--ipvs-scheduler', 'wrr'],
+        /--ipvs-scheduler: Unsupported value: "wrr": supported values: "dh", "lc", "nq", "rr", "sed", "sh"/,
+      ],
       [['--hostname-override', ' '], /--hostname-override: Required value/],
     ];
     for (const [argv, message] of cases)

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS } from '../controllers/runtime/logging.ts';
 import { parseBindAddress } from './healthcheck/proxy-health.ts';
+import { IPVS_SCHEDULERS, type IpvsScheduler, isIpvsScheduler } from './ipvs/render.ts';
 import type { ProxyMode } from './proxier.ts';
 import { cidrFamilyOf } from './state/ip.ts';
 
@@ -27,6 +28,8 @@ export interface AgentConfig {
   readonly cleanup: boolean;
   /** `--no-fallback`: with `--mode ipvs` on a kernel without IPVS, fail instead of running iptables. */
   readonly noFallback: boolean;
+  /** `--ipvs-scheduler`: IPVS scheduler of Services without the `portico.dev/ipvs-scheduler` annotation. */
+  readonly ipvsScheduler: IpvsScheduler;
   readonly logLevel: string | undefined;
 }
 
@@ -58,6 +61,8 @@ Flags:
   --cleanup                         remove every Portico rule of the mode and exit
   --no-fallback                     with --mode ipvs, exit with an error when the kernel lacks IPVS
                                     instead of falling back to iptables
+  --ipvs-scheduler NAME             ${IPVS_SCHEDULERS.join('|')}: IPVS scheduler of Services without
+                                    the portico.dev/ipvs-scheduler annotation (default rr)
   --log-level LEVEL                 ${LOG_LEVELS.join('|')} (default info)
   --help                            print this text
 `;
@@ -104,6 +109,7 @@ export function parseAgentFlags(argv: readonly string[], machineHostname: string
         'metrics-bind-address': { type: 'string', default: '127.0.0.1:10249' },
         cleanup: { type: 'boolean', default: false },
         'no-fallback': { type: 'boolean', default: false },
+        'ipvs-scheduler': { type: 'string', default: 'rr' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
@@ -119,6 +125,11 @@ export function parseAgentFlags(argv: readonly string[], machineHostname: string
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw new FlagError(
       `--log-level: Unsupported value: "${logLevel}": supported values: "${LOG_LEVELS.join('", "')}"`,
+    );
+  const ipvsScheduler = values['ipvs-scheduler'] as string;
+  if (!isIpvsScheduler(ipvsScheduler))
+    throw new FlagError(
+      `--ipvs-scheduler: Unsupported value: "${ipvsScheduler}": supported values: "${IPVS_SCHEDULERS.join('", "')}"`,
     );
   const minSyncPeriodMs = parseDuration(values['min-sync-period'] as string, '--min-sync-period');
   const syncPeriodMs = parseDuration(values['sync-period'] as string, '--sync-period');
@@ -154,6 +165,7 @@ export function parseAgentFlags(argv: readonly string[], machineHostname: string
     metricsBindAddress: values['metrics-bind-address'] as string,
     cleanup: values['cleanup'] === true,
     noFallback: values['no-fallback'] === true,
+    ipvsScheduler,
     logLevel,
   };
 }

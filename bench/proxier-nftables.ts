@@ -1,36 +1,44 @@
 /**
- * Benchmark of the nftables proxier, with the iptables proxier side by side for first-packet
- * latency. For each size (default 1,000 / 10,000 / 30,000 Services × 10 endpoints):
+ * Benchmark of the nftables proxier with the iptables proxier (legacy backend) side by side. For
+ * each size (default 1,000 / 10,000 / 30,000 Services × 10 endpoints), in one network namespace:
  * - render: build the desired state and render a full sync;
- * - fullSync: `nft -f` of that script into a fresh network namespace;
- * - partialSync: render + `nft -f` after one endpoint of one Service changed (median of 5);
+ * - fullSync: render + apply of the full ruleset into the fresh namespace (`nft -f`, or
+ *   `iptables-legacy-restore`);
+ * - partialSync: render + apply after one endpoint of one Service moved to another address
+ *   (median of 5 for nftables, of 3 for iptables, whose legacy restore rewrites the whole table),
+ *   starting 1 s after the full sync, as the agent's --min-sync-period would; the commands run
+ *   through `ip netns exec`, which the agent on its node does not use, so its cost (measured in
+ *   the same run) is also subtracted (`totalWithoutNetnsExecMs`);
  * - with `--latency`: time to connect (TCP handshake) from a client namespace to the last
  *   Service's cluster IP through the node namespace to a backend namespace, p50/p99 over 1,000
- *   connections, first with the nftables rules, then with the iptables rules of the same state.
- * Needs root. Every address is in 198.18.0.0/15 (cluster IPs 198.19.0.0/16) and lives only in
- * the namespaces created here, which are deleted at the end, also on failure.
+ *   connections, with each mode's rules; and the same handshake straight to a backend address
+ *   with no rules loaded (`noRules`), the kernel's own cost, measured first in the same namespaces.
+ * The iptables side uses the legacy backend: with the nf_tables backend, iptables-restore of
+ * 30,000 Services takes longer than 10 minutes. Needs root. Every address is in 198.18.0.0/15
+ * (cluster IPs 198.19.0.0/16) and lives only in the namespaces created here, which are deleted
+ * at the end, also on failure.
  *
- * Usage: node bench/proxier-nftables.ts [--latency] [--iptables-max=10000] [serviceCounts, comma-separated]
- * (the iptables side of the latency comparison runs only up to --iptables-max Services).
+ * Usage: node bench/proxier-nftables.ts [--latency] [--iptables-max=N] [serviceCounts, comma-separated]
+ * (the iptables side runs only up to --iptables-max Services, default: every size).
  * Progress goes to stderr, the JSON to stdout.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { commandRunner, IptablesProxier } from '../agent/iptables/proxier.ts';
 import { DEFAULT_IPTABLES_RENDER_OPTIONS } from '../agent/iptables/render.ts';
 import { NftablesProxier } from '../agent/nftables/proxier.ts';
-import { DEFAULT_NFTABLES_RENDER_OPTIONS, type NftablesRuleset } from '../agent/nftables/render.ts';
+import { DEFAULT_NFTABLES_RENDER_OPTIONS } from '../agent/nftables/render.ts';
+import type { RenderedRuleset, SyncScope } from '../agent/proxier.ts';
 import { makeService, makeSlice } from '../agent/state/test-fixtures.ts';
 import { ChangeTracker } from '../agent/state/tracker.ts';
-import type { NodeInfo } from '../agent/state/types.ts';
+import type { DesiredState, NodeInfo } from '../agent/state/types.ts';
 
 const args = process.argv.slice(2);
 const latency = args.includes('--latency');
-// iptables-restore of the full ruleset takes minutes beyond 10,000 Services on the nf_tables
-// backend; above this size only the nftables latency is measured.
 const iptablesMaxServices = Number(
-  args.find((arg) => arg.startsWith('--iptables-max='))?.slice('--iptables-max='.length) ?? '10000',
+  args.find((arg) => arg.startsWith('--iptables-max='))?.slice('--iptables-max='.length) ?? 'Infinity',
 );
 const counts = (args.find((arg) => !arg.startsWith('--')) ?? '1000,10000,30000').split(',').map(Number);
 const endpointsPerService = 10;
@@ -144,6 +152,8 @@ function createTopology(id: string) {
     ] as const)
       sh('ip', '-n', namespace, 'link', 'set', device, 'up');
     sh('ip', '-n', client, 'route', 'add', '198.19.0.0/16', 'via', '198.18.1.2');
+    // For the no-rules baseline: the same path through the node, without any translation.
+    sh('ip', '-n', client, 'route', 'add', '198.18.2.0/24', 'via', '198.18.1.2');
     sh('ip', '-n', backend, 'route', 'add', '198.18.1.0/24', 'via', '198.18.2.1');
     sh('ip', 'netns', 'exec', node, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
   } catch (error) {
@@ -176,6 +186,30 @@ function once(left) {
 once(Number(count));
 `;
 
+/** Waits until the backend accepts connections: under load its server starts slowly. */
+async function waitForBackend(client: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const probe = execFileSync(
+      'ip',
+      [
+        'netns',
+        'exec',
+        client,
+        process.execPath,
+        '-e',
+        CLIENT_SCRIPT,
+        BACKEND_IPS[0]!,
+        String(BACKEND_PORT),
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
+    if ((JSON.parse(probe) as { failures: number }).failures === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the backend server did not start listening');
+}
+
 async function measureLatency(client: string, destination: string, port: number) {
   const output = execFileSync(
     'ip',
@@ -202,6 +236,106 @@ async function measureLatency(client: string, destination: string, port: number)
   };
 }
 
+/** The part of a proxier a sync benchmark drives. */
+interface BenchProxier<Ruleset extends RenderedRuleset> {
+  render(desired: DesiredState, node: NodeInfo, scope: SyncScope): Ruleset;
+  apply(ruleset: Ruleset): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * What running a command through `ip netns exec` adds over spawning it directly, as the agent
+ * does on its node (median of 9, from this process, whose heap size also slows spawning).
+ */
+async function netnsExecOverheadMs(namespace: string): Promise<number> {
+  const spawnMs = async (argv: string[]) => {
+    const start = performance.now();
+    await new Promise((resolve) => spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' }).on('close', resolve));
+    return performance.now() - start;
+  };
+  const direct: number[] = [];
+  const wrapped: number[] = [];
+  for (let round = 0; round < 9; round++) {
+    direct.push(await spawnMs(['true']));
+    wrapped.push(await spawnMs(['ip', 'netns', 'exec', namespace, 'true']));
+  }
+  return Math.max(0, median(wrapped) - median(direct));
+}
+
+function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
+/**
+ * Full sync of the tracker's state into an empty namespace, then `rounds` partial syncs, each
+ * after one endpoint of the first Service moved. `generation` counts moves across modes, so every
+ * round is a real change.
+ */
+async function measureSyncs<Ruleset extends RenderedRuleset>(
+  label: string,
+  proxier: BenchProxier<Ruleset>,
+  tracker: ChangeTracker,
+  count: number,
+  rounds: number,
+  generation: { value: number },
+  namespace: string,
+) {
+  // Whatever is pending belongs to the previous mode's rounds; this mode starts from a full sync.
+  tracker.snapshot();
+  const startRender = performance.now();
+  const full = proxier.render(tracker.snapshot().desired.IPv4, NODE, {
+    changedServices: 'all',
+    existingObjects: new Set(),
+  });
+  const renderMs = performance.now() - startRender;
+  const startApply = performance.now();
+  await proxier.apply(full);
+  const fullSyncMs = performance.now() - startRender;
+  progress(
+    `${count} Services: ${label} full sync ${fullSyncMs.toFixed(0)} ms (render ${renderMs.toFixed(0)} ms, apply ${(performance.now() - startApply).toFixed(0)} ms)`,
+  );
+  // The kernel finishes a big transaction in the background (freeing the old rules, growing the
+  // map hash tables); the agent's next sync comes at least --min-sync-period later, so wait as long.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  let previous: RenderedRuleset = full;
+  const partials: { renderMs: number; applyMs: number }[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    generation.value++;
+    for (const slice of sliceFor(0, count, generation.value)) tracker.updateEndpointSlice(slice);
+    const startPartial = performance.now();
+    const snapshot = tracker.snapshot();
+    const partial = proxier.render(snapshot.desired.IPv4, NODE, {
+      changedServices: snapshot.changedServices,
+      existingObjects: previous.ownedObjects,
+    });
+    const partialRenderMs = performance.now() - startPartial;
+    const startPartialApply = performance.now();
+    await proxier.apply(partial);
+    partials.push({ renderMs: partialRenderMs, applyMs: performance.now() - startPartialApply });
+    previous = partial;
+  }
+  const partialTotal = median(partials.map((item) => item.renderMs + item.applyMs));
+  const overhead = await netnsExecOverheadMs(namespace);
+  progress(
+    `${count} Services: ${label} partial sync median ${partialTotal.toFixed(1)} ms (ip netns exec adds ${overhead.toFixed(1)} ms)`,
+  );
+  return {
+    full,
+    summary: {
+      renderMs: round(renderMs),
+      fullSyncMs: round(fullSyncMs),
+      partialSync: {
+        rounds,
+        totalMs: round(partialTotal),
+        renderMs: round(median(partials.map((item) => item.renderMs))),
+        applyMs: round(median(partials.map((item) => item.applyMs))),
+        netnsExecOverheadMs: round(overhead),
+        totalWithoutNetnsExecMs: round(Math.max(0, partialTotal - overhead)),
+      },
+    },
+  };
+}
+
 async function benchmark(count: number) {
   const tracker = new ChangeTracker({ node: NODE });
   const startBuild = performance.now();
@@ -214,7 +348,6 @@ async function benchmark(count: number) {
     );
     for (const slice of sliceFor(index, count, 0)) tracker.updateEndpointSlice(slice);
   }
-  let snapshot = tracker.snapshot();
   const buildMs = performance.now() - startBuild;
   const id = randomBytes(3).toString('hex');
   const topology = createTopology(id);
@@ -234,99 +367,63 @@ async function benchmark(count: number) {
     : null;
   try {
     const run = commandRunner(topology.node);
-    const proxier = new NftablesProxier({
-      family: 'IPv4',
-      run,
-      render: { ...DEFAULT_NFTABLES_RENDER_OPTIONS, ...renderOptions },
-    });
-    const startRender = performance.now();
-    const full = proxier.render(snapshot.desired.IPv4, NODE, {
-      changedServices: 'all',
-      existingObjects: new Set(),
-    });
-    const renderMs = performance.now() - startRender;
-    progress(
-      `${count} Services: rendered ${full.statementCount} statements (${(full.script.length / 1e6).toFixed(1)} MB) in ${renderMs.toFixed(0)} ms`,
-    );
-    const startFull = performance.now();
-    await proxier.apply(full);
-    const fullSyncMs = performance.now() - startFull;
-    progress(`${count} Services: nft -f full sync ${fullSyncMs.toFixed(0)} ms`);
-
-    let previous: NftablesRuleset = full;
-    const partials: { renderMs: number; applyMs: number; statements: number }[] = [];
-    for (let round = 1; round <= 5; round++) {
-      // One endpoint of the first Service moves to another address.
-      const slices = sliceFor(0, count, round);
-      for (const slice of slices) tracker.updateEndpointSlice(slice);
-      const startPartial = performance.now();
-      snapshot = tracker.snapshot();
-      const partial = proxier.render(snapshot.desired.IPv4, NODE, {
-        changedServices: snapshot.changedServices,
-        existingObjects: previous.ownedObjects,
-      });
-      const partialRenderMs = performance.now() - startPartial;
-      const startApply = performance.now();
-      await proxier.apply(partial);
-      partials.push({
-        renderMs: partialRenderMs,
-        applyMs: performance.now() - startApply,
-        statements: partial.statementCount,
-      });
-      previous = partial;
-    }
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-    const partialTotal = median(partials.map((item) => item.renderMs + item.applyMs));
-    progress(`${count} Services: partial sync median ${partialTotal.toFixed(1)} ms`);
-
+    const destination = serviceIP(count - 1);
+    const generation = { value: 0 };
     const result: Record<string, unknown> = {
       services: count,
       endpoints: count * endpointsPerService,
       buildStateMs: round(buildMs),
-      nftables: {
-        renderMs: round(renderMs),
-        scriptMB: round(full.script.length / 1e6),
-        statements: full.statementCount,
-        fullSyncMs: round(fullSyncMs),
-        partialSync: {
-          totalMs: round(partialTotal),
-          renderMs: round(median(partials.map((item) => item.renderMs))),
-          nftApplyMs: round(median(partials.map((item) => item.applyMs))),
-          statements: partials[0]!.statements,
-        },
-      },
     };
-
     if (latency) {
-      const destination = serviceIP(count - 1);
-      const nftLatency = await measureLatency(topology.client, destination, 80);
+      await waitForBackend(topology.client);
+      const noRules = await measureLatency(topology.client, BACKEND_IPS[0]!, BACKEND_PORT);
       progress(
-        `${count} Services: nftables first-packet p50 ${nftLatency.p50Ms} ms p99 ${nftLatency.p99Ms} ms`,
+        `${count} Services: no rules, straight to a backend: p50 ${noRules.p50Ms} ms p99 ${noRules.p99Ms} ms`,
       );
-      result.firstPacketToLastService = { nftables: nftLatency };
-      if (count > iptablesMaxServices) return result;
-      await proxier.cleanup();
-      const iptables = new IptablesProxier({
-        family: 'IPv4',
-        run,
-        render: { ...DEFAULT_IPTABLES_RENDER_OPTIONS, ...renderOptions },
-      });
-      const startIptables = performance.now();
-      const rules = iptables.render(snapshot.desired.IPv4, NODE, {
-        changedServices: 'all',
-        existingObjects: new Set(),
-      });
-      await iptables.apply(rules);
-      const iptablesFullMs = performance.now() - startIptables;
-      const iptablesLatency = await measureLatency(topology.client, destination, 80);
-      progress(
-        `${count} Services: iptables first-packet p50 ${iptablesLatency.p50Ms} ms p99 ${iptablesLatency.p99Ms} ms`,
-      );
-      result.firstPacketToLastService = {
-        nftables: nftLatency,
-        iptables: { ...iptablesLatency, fullSyncMs: round(iptablesFullMs) },
-      };
+      result.noRulesFirstPacket = noRules;
     }
+
+    const nftables = new NftablesProxier({
+      family: 'IPv4',
+      run,
+      render: { ...DEFAULT_NFTABLES_RENDER_OPTIONS, ...renderOptions },
+    });
+    const nft = await measureSyncs('nftables', nftables, tracker, count, 5, generation, topology.node);
+    result.nftables = {
+      ...nft.summary,
+      scriptMB: round(nft.full.script.length / 1e6),
+      ...(latency
+        ? { firstPacketToLastService: await measureLatency(topology.client, destination, 80) }
+        : {}),
+    };
+    await nftables.cleanup();
+    progress(`${count} Services: nftables ${JSON.stringify(result.nftables)}`);
+    if (count > iptablesMaxServices) return result;
+
+    const iptables = new IptablesProxier({
+      family: 'IPv4',
+      backend: 'legacy',
+      run,
+      render: { ...DEFAULT_IPTABLES_RENDER_OPTIONS, ...renderOptions },
+    });
+    const legacy = await measureSyncs(
+      'iptables (legacy)',
+      iptables,
+      tracker,
+      count,
+      3,
+      generation,
+      topology.node,
+    );
+    result.iptablesLegacy = {
+      ...legacy.summary,
+      restoreLines: legacy.full.lineCount,
+      ...(latency
+        ? { firstPacketToLastService: await measureLatency(topology.client, destination, 80) }
+        : {}),
+    };
+    await iptables.cleanup();
+    progress(`${count} Services: iptables (legacy) ${JSON.stringify(result.iptablesLegacy)}`);
     return result;
   } finally {
     server?.kill();
@@ -337,5 +434,5 @@ async function benchmark(count: number) {
 const results = [];
 for (const count of counts) results.push(await benchmark(count));
 process.stdout.write(
-  `${JSON.stringify({ benchmark: 'proxier-nftables', endpointsPerService, results }, null, 2)}\n`,
+  `${JSON.stringify({ benchmark: 'proxier-nftables', endpointsPerService, loadavg: readFileSync('/proc/loadavg', 'utf8').trim(), results }, null, 2)}\n`,
 );

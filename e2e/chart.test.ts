@@ -353,6 +353,12 @@ describe('charts/portico: agent', () => {
     assert.ok(args.includes('--mode=ipvs'), args.join(' '));
     assert.ok(args.includes('--min-sync-period=500ms'), args.join(' '));
     assert.ok(args.includes('--sync-period=1m'), args.join(' '));
+    assert.ok(args.includes('--ipvs-scheduler=lc'), args.join(' '));
+  });
+
+  test('passes --ipvs-scheduler only in ipvs mode', async () => {
+    const args = argsOf(firstContainer(find<IDaemonSet>(await render(undefined), 'DaemonSet')));
+    assert.ok(!args.some((arg) => arg.startsWith('--ipvs-scheduler')), args.join(' '));
   });
 
   test('announces LoadBalancer IPs (L2) unless turned off, on the interface values name', async () => {

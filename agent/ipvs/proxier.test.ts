@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { CommandResult, CommandRunner } from '../iptables/proxier.ts';
+import { ANNOTATION_IPVS_SCHEDULER } from '../state/service.ts';
 import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
 import { ChangeTracker } from '../state/tracker.ts';
 import type { DesiredState } from '../state/types.ts';
@@ -115,6 +116,7 @@ describe('IpvsProxier (recorded commands)', () => {
       sessionAffinity: 'ClientIP',
       sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } },
     });
+    sticky.metadata!.annotations = { [ANNOTATION_IPVS_SCHEDULER]: 'lc' };
     const listing = `${EMPTY_LISTING}TCP  10.96.0.99:80 rr\n  -> 10.244.9.9:8080              Masq    1      0          0\n`;
     const { run, commands } = recordingRunner((line) => {
       if (line === 'ip -o -4 address show dev portico-ipvs0')
@@ -122,11 +124,7 @@ describe('IpvsProxier (recorded commands)', () => {
       if (line === 'ipvsadm -Ln') return { stdout: listing };
       return undefined;
     });
-    const proxier = new IpvsProxier({
-      family: 'IPv4',
-      run,
-      render: { ...DEFAULT_IPVS_RENDER_OPTIONS, schedulers: new Map([['default/sticky', 'lc']]) },
-    });
+    const proxier = new IpvsProxier({ family: 'IPv4', run });
     await proxier.apply(
       proxier.render(desiredOf([sticky], [makeSlice('sticky', [{ ip: '10.244.2.1' }])]), TEST_NODE, ALL),
     );
@@ -139,6 +137,42 @@ describe('IpvsProxier (recorded commands)', () => {
       input('ipvsadm --restore'),
       '-A -t 10.96.0.20:80 -s lc -p 600\n-a -t 10.96.0.20:80 -r 10.244.2.1:8080 -m -w 1\n-D -t 10.96.0.99:80\n',
     );
+  });
+
+  test('an unsupported scheduler annotation gets the --ipvs-scheduler default and one warning per Service, never a failed sync', async () => {
+    const { run, commands } = recordingRunner((line) =>
+      line === 'ipvsadm -Ln' ? { stdout: EMPTY_LISTING } : undefined,
+    );
+    const warnings: Readonly<Record<string, string>>[] = [];
+    const proxier = new IpvsProxier({
+      family: 'IPv4',
+      run,
+      render: { ...DEFAULT_IPVS_RENDER_OPTIONS, defaultScheduler: 'sed' },
+      onWarning: (message, fields) => warnings.push({ message, ...fields }),
+    });
+    const annotated = (value: string) => {
+      const service = makeService('web', { clusterIP: '10.96.0.10' });
+      service.metadata!.annotations = { [ANNOTATION_IPVS_SCHEDULER]: value };
+      return service;
+    };
+    const sync = (value: string) =>
+      proxier.apply(proxier.render(desiredOf([annotated(value)], [webPods]), TEST_NODE, ALL));
+    await sync('maglev');
+    await sync('maglev');
+    const restore = commands.find((command) => command.line === 'ipvsadm --restore');
+    assert.match(restore!.input!, /^-A -t 10\.96\.0\.10:80 -s sed$/m);
+    const expected = {
+      message: 'unsupported IPVS scheduler; using the default',
+      service: 'default/web',
+      scheduler: 'sed',
+      error:
+        'metadata.annotations[portico.dev/ipvs-scheduler]: Unsupported value: "maglev": supported values: "dh", "lc", "nq", "rr", "sed", "sh"',
+    };
+    assert.deepEqual(warnings, [expected]);
+    // Fixed, then broken again: the relapse is news.
+    await sync('nq');
+    await sync('maglev');
+    assert.equal(warnings.length, 2);
   });
 
   test('graceful termination: a leaving TCP real server gets weight 0, and the drain timer deletes it once its connections are gone', async () => {

@@ -55,6 +55,11 @@ export interface IpvsProxierOptions {
   readonly now?: () => number;
   /** Receives failures of the drain timer, which has no caller to reject to. */
   readonly onDrainError?: (error: unknown) => void;
+  /**
+   * Receives warnings that must not fail a sync: an unsupported scheduler annotation (the Service
+   * gets the default scheduler), once per Service and value, not once per sync.
+   */
+  readonly onWarning?: (message: string, fields: Readonly<Record<string, string>>) => void;
 }
 
 /** The kernel's virtual servers and connection counts, from `ipvsadm -Ln`. */
@@ -117,7 +122,10 @@ export class IpvsProxier implements Proxier<IpvsAgentRuleset> {
   readonly #drainCheckMs: number;
   readonly #now: () => number;
   readonly #onDrainError: (error: unknown) => void;
+  readonly #onWarning: (message: string, fields: Readonly<Record<string, string>>) => void;
   readonly #iptables: string;
+  /** Scheduler errors already reported, by Service key. */
+  #reportedSchedulerErrors: ReadonlyMap<string, string> = new Map();
   #draining: ReadonlyMap<string, ReadonlyMap<string, number>> = new Map();
   #lastServers: readonly VirtualServer[] = [];
   #drainTimer: NodeJS.Timeout | undefined;
@@ -132,6 +140,7 @@ export class IpvsProxier implements Proxier<IpvsAgentRuleset> {
     this.#drainCheckMs = options.drainCheckMs ?? 1_000;
     this.#now = options.now ?? Date.now;
     this.#onDrainError = options.onDrainError ?? (() => undefined);
+    this.#onWarning = options.onWarning ?? (() => undefined);
     this.#iptables = options.family === 'IPv4' ? 'iptables' : 'ip6tables';
   }
 
@@ -155,6 +164,7 @@ export class IpvsProxier implements Proxier<IpvsAgentRuleset> {
    */
   async apply(ruleset: IpvsAgentRuleset): Promise<void> {
     const { rules } = ruleset;
+    this.#reportSchedulerErrors(rules.schedulerErrors);
     await this.#ensureDummyAddresses(rules.dummyAddresses);
     await this.#check('ipset', ['restore'], rules.ipsetRestore);
     await this.#check(`${this.#iptables}-restore`, ['-w', '--noflush'], rules.iptablesRestore);
@@ -232,6 +242,18 @@ export class IpvsProxier implements Proxier<IpvsAgentRuleset> {
   stop(): void {
     clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
+  }
+
+  #reportSchedulerErrors(errors: ReadonlyMap<string, string>): void {
+    for (const [service, error] of errors)
+      if (this.#reportedSchedulerErrors.get(service) !== error)
+        this.#onWarning('unsupported IPVS scheduler; using the default', {
+          service,
+          error,
+          scheduler: this.#options.defaultScheduler,
+        });
+    // Forgetting fixed Services makes a later relapse worth a new warning.
+    this.#reportedSchedulerErrors = errors;
   }
 
   async #ensureDummyAddresses(wanted: readonly string[]): Promise<void> {

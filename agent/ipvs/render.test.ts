@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { ANNOTATION_IPVS_SCHEDULER } from '../state/service.ts';
 import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
 import { ChangeTracker } from '../state/tracker.ts';
 import type { DesiredState, IPFamily } from '../state/types.ts';
@@ -70,30 +71,32 @@ describe('IPVS virtual and real servers (golden)', () => {
     ]);
   });
 
-  test('schedulers: the annotation wins over the default; every supported scheduler renders; a bad value is reported', () => {
+  test('schedulers: the annotation wins over the default; every supported scheduler renders; a bad value gets the default and is reported', () => {
+    const annotated = (name: string, value: string) => {
+      const service = makeService(name, { clusterIP: `10.96.0.${name.length + 10}` });
+      service.metadata!.annotations = { [ANNOTATION_IPVS_SCHEDULER]: value };
+      return service;
+    };
     for (const scheduler of ['rr', 'lc', 'dh', 'sh', 'sed', 'nq'] as const) {
-      const service = makeService('s', {}, {});
-      service.metadata!.annotations = { 'portico.dev/ipvs-scheduler': scheduler };
-      const choice = ipvsSchedulerFor(service, 'rr');
-      assert.deepEqual(choice, { scheduler, error: null });
-      const servers = desiredVirtualServers(desiredOf([service], []), TEST_NODE, {
-        ...OPTIONS,
-        schedulers: new Map([['default/s', choice.scheduler]]),
-      });
-      assert.deepEqual(planIpvs(servers, EMPTY_VIEW).commands, [`-A -t 10.96.0.10:80 -s ${scheduler}`]);
+      assert.deepEqual(ipvsSchedulerFor(scheduler, 'rr'), { scheduler, error: null });
+      const servers = desiredVirtualServers(desiredOf([annotated('s', scheduler)], []), TEST_NODE, OPTIONS);
+      assert.deepEqual(planIpvs(servers, EMPTY_VIEW).commands, [`-A -t 10.96.0.11:80 -s ${scheduler}`]);
     }
-    const defaulted = desiredVirtualServers(desiredOf([makeService('s')], []), TEST_NODE, {
-      ...OPTIONS,
-      defaultScheduler: 'lc',
-    });
-    assert.equal(defaulted[0]!.scheduler, 'lc');
-    const bad = makeService('s');
-    bad.metadata!.annotations = { 'portico.dev/ipvs-scheduler': 'wrr2' };
-    assert.deepEqual(ipvsSchedulerFor(bad, 'rr'), {
-      scheduler: 'rr',
-      error:
-        'metadata.annotations[portico.dev/ipvs-scheduler]: Unsupported value: "wrr2": supported values: "dh", "lc", "nq", "rr", "sed", "sh"',
-    });
+    const mixed = desiredOf([makeService('plain'), annotated('hashed', 'sh'), annotated('typo', 'wrr2')], []);
+    const options = { ...OPTIONS, defaultScheduler: 'lc' } as const;
+    assert.deepEqual(planIpvs(desiredVirtualServers(mixed, TEST_NODE, options), EMPTY_VIEW).commands, [
+      '-A -t 10.96.0.10:80 -s lc',
+      '-A -t 10.96.0.14:80 -s lc',
+      '-A -t 10.96.0.16:80 -s sh',
+    ]);
+    const error =
+      'metadata.annotations[portico.dev/ipvs-scheduler]: Unsupported value: "wrr2": supported values: "dh", "lc", "nq", "rr", "sed", "sh"';
+    assert.deepEqual(ipvsSchedulerFor('wrr2', 'rr'), { scheduler: 'rr', error });
+    assert.deepEqual(ipvsSchedulerFor('', 'nq'), { scheduler: 'nq', error: null });
+    assert.deepEqual(
+      [...renderIpvsRules(mixed, TEST_NODE, options).schedulerErrors],
+      [['default/typo', error]],
+    );
   });
 
   test('sessionAffinity ClientIP is IPVS persistence with the affinity timeout; UDP uses -u; IPv6 is bracketed', () => {

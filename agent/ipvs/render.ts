@@ -9,10 +9,10 @@
  * swapped in whole (build a temporary set, `swap`, destroy), which is atomic per set, and the
  * iptables rules only reference sets, so they stay the same size whatever the number of Services.
  */
-import type { V1Service } from '@kubernetes/client-node';
 import type { JumpRule } from '../iptables/render.ts';
 import { type CommonRenderOptions, masqueradeMark, podCIDROf } from '../render-common.ts';
 import { cidrContains, ipFamilyOf, joinHostPort } from '../state/ip.ts';
+import { ANNOTATION_IPVS_SCHEDULER } from '../state/service.ts';
 import type {
   DesiredState,
   EndpointState,
@@ -26,50 +26,45 @@ import { type ConnectionCounts, planRealServers } from './graceful.ts';
 /** Name of the dummy interface that holds every service address, so the kernel accepts them as local. */
 export const DUMMY_INTERFACE = 'portico-ipvs0';
 
-/** Annotation choosing a Service's IPVS scheduler. */
-export const SCHEDULER_ANNOTATION = 'portico.dev/ipvs-scheduler';
-
 /** IPVS schedulers Portico supports. */
 export const IPVS_SCHEDULERS = ['dh', 'lc', 'nq', 'rr', 'sed', 'sh'] as const;
 
 /** One of {@link IPVS_SCHEDULERS}. */
 export type IpvsScheduler = (typeof IPVS_SCHEDULERS)[number];
 
-function isScheduler(value: string): value is IpvsScheduler {
+/** True for the names in {@link IPVS_SCHEDULERS}. */
+export function isIpvsScheduler(value: string): value is IpvsScheduler {
   return (IPVS_SCHEDULERS as readonly string[]).includes(value);
 }
 
 /**
- * The scheduler of a Service: its annotation, or the `--ipvs-scheduler` default. An unsupported
- * annotation value yields the default and an error phrased as the API server phrases one, for
- * the agent to log and record as an Event.
+ * The scheduler of a Service port from its `portico.dev/ipvs-scheduler` annotation
+ * (`ServicePortState.ipvsScheduler`), or the `--ipvs-scheduler` default when it is absent. An
+ * unsupported value yields the default and an error phrased as the API server phrases one: a
+ * typo in one Service must not stop the node's sync, so it is logged instead of thrown.
  */
 export function ipvsSchedulerFor(
-  service: V1Service,
+  annotation: string,
   defaultScheduler: IpvsScheduler,
 ): { readonly scheduler: IpvsScheduler; readonly error: string | null } {
-  const value = service.metadata?.annotations?.[SCHEDULER_ANNOTATION];
-  if (value === undefined || value === '') return { scheduler: defaultScheduler, error: null };
-  if (isScheduler(value)) return { scheduler: value, error: null };
+  if (annotation === '') return { scheduler: defaultScheduler, error: null };
+  if (isIpvsScheduler(annotation)) return { scheduler: annotation, error: null };
   const supported = IPVS_SCHEDULERS.map((name) => `"${name}"`).join(', ');
   return {
     scheduler: defaultScheduler,
-    error: `metadata.annotations[${SCHEDULER_ANNOTATION}]: Unsupported value: "${value}": supported values: ${supported}`,
+    error: `metadata.annotations[${ANNOTATION_IPVS_SCHEDULER}]: Unsupported value: "${annotation}": supported values: ${supported}`,
   };
 }
 
 /** Settings of the IPVS proxier (the agent's flags). */
 export interface IpvsRenderOptions extends CommonRenderOptions {
-  /** `--ipvs-scheduler`: scheduler of Services without the annotation. */
+  /** `--ipvs-scheduler`: scheduler of Services without the annotation (or with an unsupported one). */
   readonly defaultScheduler: IpvsScheduler;
-  /** Scheduler per Service key (`namespace/name`), from {@link ipvsSchedulerFor}. */
-  readonly schedulers: ReadonlyMap<string, IpvsScheduler>;
 }
 
 /** Upstream's defaults. */
 export const DEFAULT_IPVS_RENDER_OPTIONS: IpvsRenderOptions = {
   defaultScheduler: 'rr',
-  schedulers: new Map(),
   clusterCIDRs: [],
   masqueradeAll: false,
   masqueradeBit: 14,
@@ -117,7 +112,7 @@ export function desiredVirtualServers(
   for (const port of desired.servicePorts) {
     const base = {
       protocol: port.protocol,
-      scheduler: options.schedulers.get(port.serviceKey) ?? options.defaultScheduler,
+      scheduler: ipvsSchedulerFor(port.ipvsScheduler, options.defaultScheduler).scheduler,
       persistenceSeconds: port.affinityTimeoutSeconds,
     };
     const realServers = (local: boolean) =>
@@ -291,6 +286,8 @@ export interface IpvsRuleset {
   readonly jumps: readonly JumpRule[];
   /** The ipsets, for cleanup. */
   readonly ipsets: readonly IpsetSpec[];
+  /** Services (`namespace/name`) whose scheduler annotation is unsupported, with the error; they got the default. */
+  readonly schedulerErrors: ReadonlyMap<string, string>;
 }
 
 /** nat and filter chains of IPVS mode. */
@@ -346,7 +343,10 @@ export function renderIpvsRules(
   };
   const dummy = new Set<string>();
   const nodeAddresses = node.addresses.filter((address) => ipFamilyOf(address) === family);
+  const schedulerErrors = new Map<string, string>();
   for (const port of desired.servicePorts) {
+    const { error } = ipvsSchedulerFor(port.ipvsScheduler, options.defaultScheduler);
+    if (error !== null) schedulerErrors.set(port.serviceKey, error);
     const protocol = port.protocol.toLowerCase();
     const ipPort = (address: string) => `${address},${protocol}:${port.port}`;
     dummy.add(port.clusterIP);
@@ -463,6 +463,7 @@ export function renderIpvsRules(
     iptablesRestore: `${filter.join('\n')}\n${nat.join('\n')}\n`,
     jumps: IPVS_JUMP_RULES,
     ipsets,
+    schedulerErrors,
   };
 }
 

@@ -52,18 +52,19 @@ describe('nft -f in a fresh network namespace', () => {
 
     const listing = await sh('list', 'table', 'ip', 'portico');
     assert.match(listing, /map service-ips \{/);
-    assert.match(
-      listing,
-      /10\.110\.244\.138 \. tcp \. 8080 : goto service-\w{8}-default\/clusteripservice\/tcp\//,
-    );
+    assert.match(listing, /10\.110\.244\.138 \. tcp \. 8080 : goto random-endpoint\/tcp\/4/);
     assert.match(listing, /10\.96\.0\.10 \. udp \. 53 : goto reject-chain/);
     assert.match(listing, /198\.18\.100\.1 \. tcp \. 80 : goto firewall-\w{8}-default\/lb\/tcp\/http/);
     assert.match(listing, /tcp \. 30080 : goto external-\w{8}-default\/lb\/tcp\/http/);
-    assert.match(listing, /meta l4proto tcp numgen random mod 4 (== )?0 dnat to 10\.244\.1\.5:80/);
+    assert.match(
+      listing,
+      /chain random-endpoint\/tcp\/4 \{[^}]*dnat ip to ip daddr \. meta l4proto \. tcp dport \. numgen random mod 4 map @endpoint-slots-tcp/,
+    );
+    assert.match(listing, /10\.110\.244\.138 \. tcp \. 8080 \. 0 : 10\.244\.1\.5 \. 80/);
     assert.match(listing, /10\.244\.1\.8 \. 10\.244\.1\.8/);
     assert.match(listing, /set affinity-\w{8}-default\/lb\/tcp\/http__10\.244\.0\.5\/8080 \{/);
     assert.match(listing, /update @affinity-\S+ \{ ip saddr \} dnat to 10\.244\.0\.5:8080/);
-    assert.match(await sh('list', 'table', 'ip6', 'portico'), /dnat to \[fd00:10:244:1::5\]:80/);
+    assert.match(await sh('list', 'table', 'ip6', 'portico'), /\. 8080 \. 0 : fd00:10:244:1::5 \. 80/);
     assert.deepEqual(
       await v4.existingObjects(),
       new Set([...full.ownedObjects].filter((key) => !key.startsWith('element'))),
@@ -102,8 +103,10 @@ describe('nft -f in a fresh network namespace', () => {
     );
     await applyBoth(v4, partial);
     const afterPartial = await sh('list', 'table', 'ip', 'portico');
-    assert.match(afterPartial, /numgen random mod 3 (== )?0 dnat to 10\.244\.1\.5:80/);
-    assert.doesNotMatch(afterPartial, /numgen random mod 4/);
+    assert.match(afterPartial, /10\.110\.244\.138 \. tcp \. 8080 : goto random-endpoint\/tcp\/3/);
+    assert.match(afterPartial, /numgen random mod 3 map @endpoint-slots-tcp/);
+    // No Service has 4 endpoints any more: that chain is flushed now and deleted by the next sync.
+    assert.match(afterPartial, /chain random-endpoint\/tcp\/4 \{\s*\}/);
     assert.doesNotMatch(afterPartial, /10\.96\.0\.10 \. udp/);
     assert.doesNotMatch(afterPartial, /10\.244\.1\.8/, 'its hairpin pair is gone too');
     // The LB Service's chains are flushed now and deleted by the next sync; its affinity sets go at once.
@@ -127,6 +130,11 @@ describe('nft -f in a fresh network namespace', () => {
       /\S+ \. \w+ \. \d+ : goto [^\s,]+/g,
     );
     assert.deepEqual([...(kernelServiceIPs ?? [])].sort(), simulated.elements('ip portico', 'service-ips'));
+    const kernelSlots = (await sh('list', 'map', 'ip', 'portico', 'endpoint-slots-tcp')).match(
+      /\S+ \. \w+ \. \d+ \. \d+ : \S+ \. \d+/g,
+    );
+    assert.deepEqual([...(kernelSlots ?? [])].sort(), simulated.elements('ip portico', 'endpoint-slots-tcp'));
+    assert.doesNotMatch(await sh('list', 'table', 'ip', 'portico'), /random-endpoint\/tcp\/4/);
 
     // Someone flushes the whole ruleset: detected; a full sync restores it.
     await sh('delete', 'table', 'ip', 'portico');

@@ -6,7 +6,7 @@
  * iptables proxier's, so a chain here and `PORTICO-SVC-<hash>` there share their first 8 characters.
  */
 import { endpointChainName, servicePortHash } from '../iptables/names.ts';
-import type { EndpointState, IPFamily, ServicePortState } from '../state/types.ts';
+import type { EndpointState, IPFamily, ServicePortState, ServiceProtocol } from '../state/types.ts';
 
 /** The table name in both families. */
 export const TABLE_NAME = 'portico';
@@ -47,6 +47,25 @@ export const SERVICE_NODEPORTS_MAP = 'service-nodeports';
 export const FIREWALL_IPS_MAP = 'firewall-ips';
 /** Verdict map `address . protocol . port` → reject or drop. */
 export const NO_ENDPOINT_SERVICES_MAP = 'no-endpoint-services';
+
+/**
+ * Map `cluster IP . protocol . port . slot` → `endpoint address . port` of one L4 protocol: the
+ * endpoints of the Service ports that pick one through a shared {@link randomEndpointChainName}
+ * chain. One map per protocol because nft 1.0.6 ties the port in the map's data to a protocol
+ * (a protocol-neutral `th dport` there is refused once the map is read back from the kernel).
+ */
+export function endpointSlotsMapName(protocol: ServiceProtocol): string {
+  return `endpoint-slots-${protocol.toLowerCase()}`;
+}
+
+/**
+ * The chain shared by every such Service port of `protocol` with `count` endpoints: it draws a
+ * slot below `count` and DNATs to that slot's endpoint in {@link endpointSlotsMapName}. The slash
+ * makes it an owned chain for {@link isServiceChain}.
+ */
+export function randomEndpointChainName(protocol: ServiceProtocol, count: number): string {
+  return `random-endpoint/${protocol.toLowerCase()}/${count}`;
+}
 /** Verdict map `protocol . port` → reject or drop. */
 export const NO_ENDPOINT_NODEPORTS_MAP = 'no-endpoint-nodeports';
 
@@ -127,7 +146,10 @@ export function affinitySetName(port: ServicePortState, endpoint: EndpointState)
   return `affinity-${endpointBase(port, endpoint)}`;
 }
 
-/** True for a chain created per Service (only those names contain a slash). */
+/**
+ * True for a chain created per Service or per endpoint count (only those names contain a slash):
+ * the chains a sync adds and removes as Services come and go.
+ */
 export function isServiceChain(chain: string): boolean {
   return chain.includes('/');
 }

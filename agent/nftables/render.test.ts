@@ -4,7 +4,7 @@ import { servicePortHash } from '../iptables/names.ts';
 import { makeService, makeSlice, TEST_NODE } from '../state/test-fixtures.ts';
 import { ChangeTracker } from '../state/tracker.ts';
 import { affinitySetName, BASE_CHAINS, nftServiceChainNames } from './names.ts';
-import { type NftablesRuleset, renderNftablesRules } from './render.ts';
+import { type NftablesRuleset, NftOwnedObjects, renderNftablesRules } from './render.ts';
 import { renderNftablesFull, TEST_NFTABLES_RENDER_OPTIONS } from './test-helpers.ts';
 import { type SimulatedNftables, simulateNftables } from './trace.ts';
 
@@ -73,21 +73,24 @@ describe('names', () => {
 });
 
 describe('golden text', () => {
-  test('the seed’s ClusterIP Service: one map element, numgen rules with 1/(n-i) that DNAT, hairpin pairs', () => {
+  test('the seed’s ClusterIP Service: no chain of its own; a shared random-endpoint chain picks a slot of endpoint-slots-tcp; hairpin pairs', () => {
     const script = renderNftablesFull([seedService], [seedSlice]).script;
-    const perService = script.slice(script.indexOf('add chain ip portico service-IAEKQ2XJ'));
-    const svc = 'service-IAEKQ2XJ-default/clusteripservice/tcp/';
+    const perService = script.slice(script.indexOf('add chain ip portico random-endpoint/tcp/2'));
     assert.equal(
       perService,
-      `add chain ip portico ${svc}
-flush chain ip portico ${svc}
-add rule ip portico ${svc} ip daddr 10.110.244.138 tcp dport 8080 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
-add rule ip portico ${svc} meta l4proto tcp numgen random mod 2 == 0 dnat to 10.244.1.5:80
-add rule ip portico ${svc} meta l4proto tcp dnat to 10.244.1.6:80
+      `add chain ip portico random-endpoint/tcp/2
+flush chain ip portico random-endpoint/tcp/2
+add rule ip portico random-endpoint/tcp/2 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip portico random-endpoint/tcp/2 dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen random mod 2 map @endpoint-slots-tcp
 add element ip portico cluster-ips { 10.110.244.138 }
-add element ip portico service-ips { 10.110.244.138 . tcp . 8080 : goto ${svc} }
+add element ip portico service-ips { 10.110.244.138 . tcp . 8080 : goto random-endpoint/tcp/2 }
+add element ip portico endpoint-slots-tcp { 10.110.244.138 . tcp . 8080 . 0 : 10.244.1.5 . 80, 10.110.244.138 . tcp . 8080 . 1 : 10.244.1.6 . 80 }
 add element ip portico hairpin-endpoints { 10.244.1.5 . 10.244.1.5, 10.244.1.6 . 10.244.1.6 }
 `,
+    );
+    assert.match(
+      script,
+      /add map ip portico endpoint-slots-udp \{ typeof ip daddr \. meta l4proto \. th dport \. numgen random mod 1 : ip daddr \. udp dport ; comment "[^"]+" ; \}\nflush map ip portico endpoint-slots-udp\n/,
     );
     assert.match(
       script,
@@ -98,6 +101,35 @@ add element ip portico hairpin-endpoints { 10.244.1.5 . 10.244.1.5, 10.244.1.6 .
       script,
       /add rule ip portico services ip daddr \. meta l4proto \. th dport vmap @service-ips\n/,
     );
+  });
+
+  test('a Service reachable from outside keeps its own chains: numgen rules with 1/(n-i) that DNAT', () => {
+    const service = makeService('np', {
+      type: 'NodePort',
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
+    });
+    const script = renderNftablesFull(
+      [service],
+      [makeSlice('np', [{ ip: '10.244.1.5' }, { ip: '10.244.1.6' }])],
+    ).script;
+    const svc = 'service-QUMPV5Z3-default/np/tcp/http';
+    const ext = 'external-QUMPV5Z3-default/np/tcp/http';
+    assert.equal(
+      script.slice(script.indexOf(`flush chain ip portico ${svc}`)),
+      `flush chain ip portico ${svc}
+flush chain ip portico ${ext}
+add rule ip portico ${svc} ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+add rule ip portico ${svc} meta l4proto tcp numgen random mod 2 == 0 dnat to 10.244.1.5:8080
+add rule ip portico ${svc} meta l4proto tcp dnat to 10.244.1.6:8080
+add rule ip portico ${ext} jump mark-for-masquerade
+add rule ip portico ${ext} goto ${svc}
+add element ip portico cluster-ips { 10.96.0.10 }
+add element ip portico service-ips { 10.96.0.10 . tcp . 80 : goto ${svc} }
+add element ip portico service-nodeports { tcp . 30080 : goto ${ext} }
+add element ip portico hairpin-endpoints { 10.244.1.5 . 10.244.1.5, 10.244.1.6 . 10.244.1.6 }
+`,
+    );
+    assert.doesNotMatch(script, /random-endpoint\//);
   });
 
   test('a Service without endpoints gets only no-endpoint map elements: reject-chain for cluster IP and node port', () => {
@@ -254,6 +286,57 @@ describe('partial sync', () => {
         `${name}: a sync with nothing changed sends nothing`,
       );
     }
+  });
+
+  test('a partial sync over the previous ownedObjects writes what one over a plain copy of them writes, also after many layers', () => {
+    const tracker = new ChangeTracker({ node: TEST_NODE });
+    for (let index = 0; index < 5; index++) {
+      tracker.updateService(makeService(`s${index}`, { clusterIP: `10.96.1.${index}` }));
+      tracker.updateEndpointSlice(
+        makeSlice(`s${index}`, [{ ip: `10.244.9.${index}` }, { ip: '10.244.9.100' }]),
+      );
+    }
+    const render = (changed: ReadonlySet<string> | 'all', existing: ReadonlySet<string>) =>
+      renderNftablesRules(
+        tracker.snapshot().desired.IPv4,
+        TEST_NODE,
+        { changedServices: changed, existingObjects: existing },
+        TEST_NFTABLES_RENDER_OPTIONS,
+      );
+    let previous = render('all', new Set());
+    assert.ok(previous.ownedObjects instanceof NftOwnedObjects);
+    const kernel = simulateNftables(previous.script);
+    for (let round = 1; round <= 40; round++) {
+      const index = round % 5;
+      // Endpoints come and go, sharing 10.244.9.100 (one hairpin element, several owners).
+      const endpoints = [{ ip: `10.244.9.${index}` }, { ip: `10.244.8.${round}` }];
+      if (round % 3 !== 0) endpoints.push({ ip: '10.244.9.100' });
+      tracker.updateEndpointSlice(makeSlice(`s${index}`, endpoints));
+      const changed = new Set([`default/s${index}`]);
+      const snapshot = tracker.snapshot();
+      const scope = (existing: ReadonlySet<string>) => ({
+        changedServices: changed,
+        existingObjects: existing,
+      });
+      const layered = renderNftablesRules(
+        snapshot.desired.IPv4,
+        TEST_NODE,
+        scope(previous.ownedObjects),
+        TEST_NFTABLES_RENDER_OPTIONS,
+      );
+      const plain = renderNftablesRules(
+        snapshot.desired.IPv4,
+        TEST_NODE,
+        scope(new Set(previous.ownedObjects)),
+        TEST_NFTABLES_RENDER_OPTIONS,
+      );
+      assert.equal(layered.script, plain.script, `round ${round}`);
+      assert.deepEqual(new Set(layered.ownedObjects), new Set(plain.ownedObjects), `round ${round}`);
+      assert.equal(layered.ownedObjects.size, plain.ownedObjects.size, `round ${round}`);
+      kernel.apply(layered.script);
+      previous = layered;
+    }
+    assert.deepEqual(contents(kernel), contents(simulateNftables(render('all', new Set()).script)));
   });
 
   test('a full sync over stale objects from an earlier run flushes them, and the next deletes them', () => {

@@ -2,11 +2,12 @@
  * Pure rendering of the desired state into an `nft -f` script, following kube-proxy's nftables
  * proxier (pkg/proxy/nftables/proxier.go): static chains that look packets up in verdict maps, so
  * the cost of a new connection does not grow with the number of Services, plus at most four
- * chains per Service port (none per endpoint: see endpointDispatchRules). Every script is one
- * transaction.
+ * chains per Service port (none per endpoint: see endpointDispatchRules), and none for a port
+ * reached only through its cluster IP (see usesSharedDispatch). Every script is one transaction.
  *
  * Packet path, for orientation:
  *   nat prerouting/output → services: `daddr . proto . port vmap @service-ips`
+ *        → (plain cluster IP) random-endpoint/<proto>/<n> → `@endpoint-slots-<proto>` → DNAT
  *        → (cluster IP) service-…|local-… → numgen → DNAT
  *        → (external IP, LB IP) external-… → service-…|local-…
  *     then `fib daddr type local … vmap @service-nodeports` → external-…
@@ -29,12 +30,24 @@ import {
   podCIDROf,
 } from '../render-common.ts';
 import { cidrContains, cidrFamilyOf, ipFamilyOf, joinHostPort } from '../state/ip.ts';
-import type { DesiredState, EndpointState, IPFamily, NodeInfo, ServicePortState } from '../state/types.ts';
+import {
+  type DesiredState,
+  type EndpointState,
+  type IPFamily,
+  isExternallyAccessible,
+  type NodeInfo,
+  type ServicePortState,
+  type ServiceProtocol,
+} from '../state/types.ts';
+
+const SERVICE_PROTOCOLS: readonly ServiceProtocol[] = ['TCP', 'UDP', 'SCTP'];
+
 import {
   affinitySetName,
   BASE_CHAINS,
   CLUSTER_IPS_CHECK_CHAIN,
   CLUSTER_IPS_SET,
+  endpointSlotsMapName,
   FIREWALL_CHECK_CHAIN,
   FIREWALL_IPS_MAP,
   FIXED_CHAINS,
@@ -47,6 +60,7 @@ import {
   NODEPORT_IPS_SET,
   nftServiceChainNames,
   REJECT_CHAIN,
+  randomEndpointChainName,
   SERVICE_ENDPOINTS_CHECK_CHAIN,
   SERVICE_IPS_MAP,
   SERVICE_NODEPORTS_MAP,
@@ -90,6 +104,8 @@ interface Element {
 interface PortObjects {
   /** Per-service chains with their rules (statement bodies after the chain name), in order. */
   readonly chains: ReadonlyMap<string, readonly string[]>;
+  /** Chains shared with other ports (a {@link randomEndpointChainName} chain), written once whoever needs them. */
+  readonly sharedChains: ReadonlyMap<string, readonly string[]>;
   readonly elements: readonly Element[];
   /** `ownedObjects` entries of its chains, affinity sets and elements, computed once per port. */
   readonly ownedKeys: readonly string[];
@@ -192,7 +208,70 @@ function contextKey(context: RenderContext): string {
   return `${context.words.family}|${context.podCIDR}|${context.masqueradeAll}|${context.nodeAddresses.join(',')}`;
 }
 
+/**
+ * True for a port reached only through its cluster IP, without affinity, with endpoints: its
+ * endpoint is picked by a shared chain and an {@link endpointSlotsMapName} map, so it owns no chain.
+ * An endpoint change is then map elements only, which nft 1.0.6 applies without listing every
+ * chain and the kernel commits without re-validating every chain of the table (rules with DNAT
+ * or jumps make it walk all chains reachable from the base chains: 30,000 Services, 0.3 s).
+ */
+function usesSharedDispatch(port: ServicePortState): boolean {
+  return (
+    port.affinityTimeoutSeconds === null &&
+    !isExternallyAccessible(port) &&
+    planServicePortChains(port).hasInternalEndpoints
+  );
+}
+
+/** The rules of {@link randomEndpointChainName}(protocol, count). */
+function randomEndpointRules(context: RenderContext, protocol: ServiceProtocol, count: number): string[] {
+  const { family } = context.words;
+  const rules: string[] = [];
+  // The chain is reached only from the cluster IP's `service-ips` element, so no address match.
+  if (context.masqueradeAll) rules.push(`jump ${MARK_FOR_MASQUERADE_CHAIN}`);
+  else if (context.podCIDR !== null)
+    // Off-cluster clients may be forwarded to another node; SNAT keeps the reply on this node.
+    rules.push(`${family} saddr != ${context.podCIDR} jump ${MARK_FOR_MASQUERADE_CHAIN}`);
+  rules.push(
+    `dnat ${family} addr . port to ${family} daddr . meta l4proto . th dport . numgen random mod ${count} map @${endpointSlotsMapName(protocol)}`,
+  );
+  return rules;
+}
+
+function renderSharedDispatchPort(context: RenderContext, port: ServicePortState): PortObjects {
+  const protocol = port.protocol.toLowerCase();
+  const endpoints = port.internalPolicyLocal ? port.localEndpoints : port.clusterEndpoints;
+  const chain = randomEndpointChainName(port.protocol, endpoints.length);
+  const elements: Element[] = [
+    { map: CLUSTER_IPS_SET, key: port.clusterIP, value: null },
+    {
+      map: SERVICE_IPS_MAP,
+      key: `${port.clusterIP} . ${protocol} . ${port.port}`,
+      value: `goto ${chain}`,
+    },
+  ];
+  // Slot i holds the i-th endpoint in hostPort order, so the same endpoints give the same elements.
+  for (const [slot, endpoint] of endpoints.entries())
+    elements.push({
+      map: endpointSlotsMapName(port.protocol),
+      key: `${port.clusterIP} . ${protocol} . ${port.port} . ${slot}`,
+      value: `${endpoint.ip} . ${endpoint.port}`,
+    });
+  for (const endpoint of [...endpoints].sort((x, y) => (x.hostPort < y.hostPort ? -1 : 1)))
+    elements.push({ map: HAIRPIN_SET, key: `${endpoint.ip} . ${endpoint.ip}`, value: null });
+  const elementKeys = elements.map(elementKey);
+  return {
+    chains: new Map(),
+    sharedChains: new Map([[chain, randomEndpointRules(context, port.protocol, endpoints.length)]]),
+    elements,
+    ownedKeys: [ownedChainKey(chain), ...elementKeys],
+    affinityKeys: [],
+    elementKeys,
+  };
+}
+
 function renderServicePort(context: RenderContext, port: ServicePortState): PortObjects {
+  if (usesSharedDispatch(port)) return renderSharedDispatchPort(context, port);
   const { words } = context;
   const chains = new Map<string, string[]>();
   const affinitySets = new Map<string, number>();
@@ -318,7 +397,7 @@ function renderServicePort(context: RenderContext, port: ServicePortState): Port
     ...affinityKeys.map(([key]) => key),
     ...elementKeys,
   ];
-  return { chains, elements, ownedKeys, affinityKeys, elementKeys };
+  return { chains, sharedChains: new Map(), elements, ownedKeys, affinityKeys, elementKeys };
 }
 
 function renderServicePortCached(context: RenderContext, key: string, port: ServicePortState): PortObjects {
@@ -357,6 +436,12 @@ function renderStatic(
     ],
     ['map', SERVICE_IPS_MAP, `${addressMap} comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ;`],
     ['map', SERVICE_NODEPORTS_MAP, `${portMap} comment "NodePort traffic" ;`],
+    ...SERVICE_PROTOCOLS.map((protocol): [string, string, string] => [
+      'map',
+      endpointSlotsMapName(protocol),
+      // The kernel keeps typeof and comment in 256 bytes of user data: the comment stays short.
+      `typeof ${words.family} daddr . meta l4proto . th dport . numgen random mod 1 : ${words.family} daddr . ${protocol.toLowerCase()} dport ; comment "ClusterIP . protocol . port . slot : endpoint" ;`,
+    ]),
     [
       'map',
       FIREWALL_IPS_MAP,
@@ -448,10 +533,201 @@ function parseOwned(key: string): string[] {
   return key.split('\t');
 }
 
+/** Owner of the objects no Service owns (the node port addresses) in {@link NftOwnedObjects}. */
+const NODE_OWNER = '';
+
+/** Layers a chain of partial syncs may stack before they are merged into one. */
+const MAX_OWNED_LAYERS = 16;
+
+/**
+ * `ownedObjects` of an nftables ruleset, with what a partial sync needs to diff in O(changed):
+ * the keys each Service owns and how many owners each key has (a hairpin element or a
+ * random-endpoint chain is shared). A partial sync's set is a layer over the previous one that
+ * holds only the changed counts, so the previous set stays valid (the agent reads it again after
+ * a failed apply); layers are merged once {@link MAX_OWNED_LAYERS} stack up. Iteration builds a
+ * plain set once per object.
+ */
+export class NftOwnedObjects implements ReadonlySet<string> {
+  /** The render context the keys were rendered in; another context cannot reuse them. */
+  readonly context: string;
+  readonly #base: NftOwnedObjects | null;
+  /** Owner counts: absolute in a root, changes over the base in a layer. */
+  readonly #counts: ReadonlyMap<string, number>;
+  /** Keys per owner (Service key, or {@link NODE_OWNER}): all in a root, the changed ones in a layer. */
+  readonly #ownerKeys: ReadonlyMap<string, readonly string[]>;
+  /** `flushed-chain` entries: chains flushed by this sync, to be deleted by the next. */
+  readonly #flushed: ReadonlySet<string>;
+  readonly #depth: number;
+  readonly size: number;
+  #materialized: Set<string> | null = null;
+
+  constructor(
+    context: string,
+    base: NftOwnedObjects | null,
+    counts: ReadonlyMap<string, number>,
+    ownerKeys: ReadonlyMap<string, readonly string[]>,
+    flushed: ReadonlySet<string>,
+    size: number,
+  ) {
+    this.context = context;
+    this.#base = base;
+    this.#counts = counts;
+    this.#ownerKeys = ownerKeys;
+    this.#flushed = flushed;
+    this.#depth = base === null ? 0 : base.#depth + 1;
+    this.size = size;
+  }
+
+  /** How many owners `key` has (0 when it is not owned; `flushed-chain` entries are not counted). */
+  ownerCount(key: string): number {
+    let count = 0;
+    for (let layer: NftOwnedObjects | null = this; layer !== null; layer = layer.#base)
+      count += layer.#counts.get(key) ?? 0;
+    return count;
+  }
+
+  /** The keys `owner` owned, or none. */
+  keysOf(owner: string): readonly string[] {
+    for (let layer: NftOwnedObjects | null = this; layer !== null; layer = layer.#base) {
+      const keys = layer.#ownerKeys.get(owner);
+      if (keys !== undefined) return keys;
+    }
+    return [];
+  }
+
+  /** The `flushed-chain` entries of this state. */
+  get flushed(): ReadonlySet<string> {
+    return this.#flushed;
+  }
+
+  /** True when the next partial sync should merge the layers instead of adding one. */
+  get deep(): boolean {
+    return this.#depth >= MAX_OWNED_LAYERS;
+  }
+
+  /** Absolute counts and keys per owner of this state, in a root's form. */
+  flatten(): { counts: Map<string, number>; ownerKeys: Map<string, readonly string[]> } {
+    const layers: NftOwnedObjects[] = [];
+    for (let layer: NftOwnedObjects | null = this; layer !== null; layer = layer.#base) layers.push(layer);
+    const counts = new Map<string, number>();
+    const ownerKeys = new Map<string, readonly string[]>();
+    for (const layer of layers.reverse()) {
+      for (const [key, change] of layer.#counts) {
+        const count = (counts.get(key) ?? 0) + change;
+        if (count === 0) counts.delete(key);
+        else counts.set(key, count);
+      }
+      for (const [owner, keys] of layer.#ownerKeys)
+        if (keys.length === 0) ownerKeys.delete(owner);
+        else ownerKeys.set(owner, keys);
+    }
+    return { counts, ownerKeys };
+  }
+
+  has(key: string): boolean {
+    return this.#flushed.has(key) || this.ownerCount(key) > 0;
+  }
+
+  forEach(callback: (value: string, key: string, set: ReadonlySet<string>) => void, thisArg?: unknown): void {
+    for (const key of this.#all()) callback.call(thisArg, key, key, this);
+  }
+
+  entries(): SetIterator<[string, string]> {
+    return this.#all().entries();
+  }
+
+  keys(): SetIterator<string> {
+    return this.#all().keys();
+  }
+
+  values(): SetIterator<string> {
+    return this.#all().values();
+  }
+
+  [Symbol.iterator](): SetIterator<string> {
+    return this.#all().values();
+  }
+
+  #all(): Set<string> {
+    if (this.#materialized === null)
+      this.#materialized = new Set([...this.flatten().counts.keys(), ...this.#flushed]);
+    return this.#materialized;
+  }
+}
+
+/** The statements of one sync, in the order {@link renderNftablesRules} writes them. */
+interface SyncPlan {
+  readonly chainStatements: string[];
+  readonly flushStatements: string[];
+  readonly ruleStatements: string[];
+  readonly newSets: [string, number][];
+  readonly elementsToAdd: Element[];
+  readonly elementsToDelete: Element[];
+  readonly staleChains: string[];
+  readonly chainsToDelete: string[];
+  readonly staleSets: string[];
+}
+
+function emptyPlan(): SyncPlan {
+  return {
+    chainStatements: [],
+    flushStatements: [],
+    ruleStatements: [],
+    newSets: [],
+    elementsToAdd: [],
+    elementsToDelete: [],
+    staleChains: [],
+    chainsToDelete: [],
+    staleSets: [],
+  };
+}
+
+/** Adds the statements that (re)write `objects` of a port in this sync. */
+function planPort(
+  plan: SyncPlan,
+  table: string,
+  objects: PortObjects,
+  full: boolean,
+  isExisting: (key: string) => boolean,
+  sharedChains: Map<string, readonly string[]>,
+  wantedElements: Map<string, Element>,
+): void {
+  for (const [chain, rules] of objects.chains) {
+    plan.chainStatements.push(`add chain ${table} ${chain}`);
+    plan.flushStatements.push(`flush chain ${table} ${chain}`);
+    for (const rule of rules) plan.ruleStatements.push(`add rule ${table} ${chain} ${rule}`);
+  }
+  // A shared chain is written once, and in a partial sync only when missing: rewriting its DNAT
+  // rule would make the kernel re-validate the whole table.
+  for (const [chain, rules] of objects.sharedChains)
+    if (full || !isExisting(ownedChainKey(chain))) sharedChains.set(chain, rules);
+  // Adding an existing set is a no-op that keeps its members: clients stay on their endpoint.
+  for (const [setKey, set, timeout] of objects.affinityKeys)
+    if (full || !isExisting(setKey)) plan.newSets.push([set, timeout]);
+  objects.elements.forEach((element, index) => {
+    const elementOwnedKey = objects.elementKeys[index]!;
+    if (full || !isExisting(elementOwnedKey)) wantedElements.set(elementOwnedKey, element);
+  });
+}
+
+/** Classifies an owned key that is no longer wanted. */
+function planStale(plan: SyncPlan, item: string, full: boolean, stillOwned: (key: string) => boolean): void {
+  const [kind, name, detail, value] = parseOwned(item);
+  if (kind === OWNED_CHAIN) plan.staleChains.push(name!);
+  else if (kind === OWNED_FLUSHED_CHAIN) {
+    if (!stillOwned(ownedChainKey(name!))) plan.chainsToDelete.push(name!);
+  } else if (kind === OWNED_SET) plan.staleSets.push(`${name}\t${detail}`);
+  else if (kind === OWNED_ELEMENT && !full)
+    // A full sync flushes the maps instead.
+    plan.elementsToDelete.push({ map: name!, key: detail!, value: value ?? null });
+}
+
 /**
  * Renders the nft script of one family. With `scope.changedServices = 'all'` it is a full sync;
  * otherwise only element changes and the chains of changed Services are sent. `scope.existingObjects`
  * is the previous ruleset's `ownedObjects` (or {@link NftablesProxier.existingObjects} at start-up).
+ * A partial sync over the previous ruleset's {@link NftOwnedObjects} costs O(changed Services)
+ * beyond one walk over the port list; over anything else it diffs every owned object.
  */
 export function renderNftablesRules(
   desired: DesiredState,
@@ -473,95 +749,136 @@ export function renderNftablesRules(
   const changed = scope.changedServices;
   const existing = scope.existingObjects;
 
-  const owned = new Set<string>();
-  const chainStatements: string[] = [];
-  const flushStatements: string[] = [];
-  const ruleStatements: string[] = [];
-  const newSets: [string, number][] = [];
-  const elementsToAdd: Element[] = [];
-  const wantedElements: Element[] = [];
-
-  const nodePortElements: Element[] = [];
   let nodePortAddresses: string[] | null = null;
+  const nodeElements: Element[] = [];
   if (options.nodePortAddresses.length > 0) {
     nodePortAddresses = context.nodeAddresses.filter((address) =>
       options.nodePortAddresses.some((cidr) => cidrContains(cidr, address)),
     );
     for (const address of nodePortAddresses)
-      nodePortElements.push({ map: NODEPORT_IPS_SET, key: address, value: null });
+      nodeElements.push({ map: NODEPORT_IPS_SET, key: address, value: null });
   }
+  const nodeKeys = nodeElements.map(elementKey);
 
-  for (const port of desired.servicePorts) {
-    const objects = renderServicePortCached(context, key, port);
-    for (const ownedObject of objects.ownedKeys) owned.add(ownedObject);
-    if (changed !== 'all' && !changed.has(port.serviceKey)) continue;
-    // Elements and sets of unchanged Services are unchanged too: only changed ones are diffed.
-    for (const [chain, rules] of objects.chains) {
-      chainStatements.push(`add chain ${table} ${chain}`);
-      flushStatements.push(`flush chain ${table} ${chain}`);
-      for (const rule of rules) ruleStatements.push(`add rule ${table} ${chain} ${rule}`);
+  const plan = emptyPlan();
+  const sharedChains = new Map<string, readonly string[]>();
+  // By owned key: one element can be wanted twice (two ports of a Service share the cluster IP).
+  const wantedElements = new Map<string, Element>();
+  const isExisting = (item: string) => existing.has(item);
+  let owned: NftOwnedObjects;
+
+  if (changed !== 'all' && existing instanceof NftOwnedObjects && existing.context === key) {
+    // Partial sync over our own previous state: only changed Services' keys move.
+    const changes = new Map<string, number>();
+    const ownerKeys = new Map<string, readonly string[]>();
+    const move = (owner: string, keys: readonly string[]) => {
+      const before = existing.keysOf(owner);
+      if (before === keys) return;
+      for (const item of before) changes.set(item, (changes.get(item) ?? 0) - 1);
+      for (const item of keys) changes.set(item, (changes.get(item) ?? 0) + 1);
+      ownerKeys.set(owner, keys);
+    };
+    const keysByService = new Map<string, string[]>();
+    for (const port of desired.servicePorts) {
+      if (!changed.has(port.serviceKey)) continue;
+      const objects = renderServicePortCached(context, key, port);
+      let keys = keysByService.get(port.serviceKey);
+      if (keys === undefined) {
+        keys = [];
+        keysByService.set(port.serviceKey, keys);
+      }
+      keys.push(...objects.ownedKeys);
+      planPort(plan, table, objects, false, isExisting, sharedChains, wantedElements);
     }
-    // Adding an existing set is a no-op that keeps its members: clients stay on their endpoint.
-    for (const [setKey, set, timeout] of objects.affinityKeys)
-      if (full || !existing.has(setKey)) newSets.push([set, timeout]);
-    objects.elements.forEach((element, index) => {
-      const elementOwnedKey = objects.elementKeys[index]!;
-      if (full || !existing.has(elementOwnedKey)) wantedElements.push(element);
-    });
-  }
-  for (const element of nodePortElements) {
-    const elementOwnedKey = elementKey(element);
-    owned.add(elementOwnedKey);
-    if (full || !existing.has(elementOwnedKey)) wantedElements.push(element);
-  }
-  // One element can be wanted twice (two ports of a Service share the cluster IP): add it once.
-  const seenElements = new Set<string>();
-  for (const element of wantedElements) {
-    const elementOwnedKey = elementKey(element);
-    if (seenElements.has(elementOwnedKey)) continue;
-    seenElements.add(elementOwnedKey);
-    elementsToAdd.push(element);
+    for (const service of changed) move(service, keysByService.get(service) ?? []);
+    move(NODE_OWNER, nodeKeys);
+    for (const [index, element] of nodeElements.entries())
+      if (!existing.has(nodeKeys[index]!)) wantedElements.set(nodeKeys[index]!, element);
+
+    let size = existing.size - existing.flushed.size;
+    const stale: string[] = [];
+    for (const [item, change] of changes) {
+      if (change === 0) {
+        changes.delete(item);
+        continue;
+      }
+      const before = existing.ownerCount(item);
+      const after = before + change;
+      if (before === 0 && after > 0) size++;
+      else if (before > 0 && after === 0) {
+        size--;
+        stale.push(item);
+      }
+    }
+    const stillOwned = (item: string) => existing.ownerCount(item) + (changes.get(item) ?? 0) > 0;
+    for (const item of [...stale, ...existing.flushed]) planStale(plan, item, false, stillOwned);
+    const flushed = new Set(plan.staleChains.map((chain) => ownedKey(OWNED_FLUSHED_CHAIN, chain)));
+    if (existing.deep) {
+      const flat = new NftOwnedObjects(key, existing, changes, ownerKeys, flushed, 0).flatten();
+      owned = new NftOwnedObjects(key, null, flat.counts, flat.ownerKeys, flushed, size + flushed.size);
+    } else owned = new NftOwnedObjects(key, existing, changes, ownerKeys, flushed, size + flushed.size);
+  } else {
+    const counts = new Map<string, number>();
+    const ownerKeys = new Map<string, readonly string[]>();
+    const own = (owner: string, keys: readonly string[]) => {
+      const previous = ownerKeys.get(owner);
+      // Most Services have one port: its key list is kept as is, not copied.
+      ownerKeys.set(owner, previous === undefined ? keys : [...previous, ...keys]);
+      for (const item of keys) counts.set(item, (counts.get(item) ?? 0) + 1);
+    };
+    for (const port of desired.servicePorts) {
+      const objects = renderServicePortCached(context, key, port);
+      own(port.serviceKey, objects.ownedKeys);
+      if (changed !== 'all' && !changed.has(port.serviceKey)) continue;
+      // Elements and sets of unchanged Services are unchanged too: only changed ones are diffed.
+      planPort(plan, table, objects, full, isExisting, sharedChains, wantedElements);
+    }
+    own(NODE_OWNER, nodeKeys);
+    for (const [index, element] of nodeElements.entries())
+      if (full || !existing.has(nodeKeys[index]!)) wantedElements.set(nodeKeys[index]!, element);
+    const stillOwned = (item: string) => counts.has(item);
+    for (const item of existing) if (!counts.has(item)) planStale(plan, item, full, stillOwned);
+    const flushed = new Set(
+      [...plan.staleChains].sort().map((chain) => ownedKey(OWNED_FLUSHED_CHAIN, chain)),
+    );
+    owned = new NftOwnedObjects(key, null, counts, ownerKeys, flushed, counts.size + flushed.size);
   }
 
-  const elementsToDelete: Element[] = [];
-  const staleChains: string[] = [];
-  const chainsToDelete: string[] = [];
-  const staleSets: string[] = [];
-  for (const item of existing) {
-    if (owned.has(item)) continue;
-    const [kind, name, detail, value] = parseOwned(item);
-    if (kind === OWNED_CHAIN) staleChains.push(name!);
-    else if (kind === OWNED_FLUSHED_CHAIN) {
-      if (!owned.has(ownedChainKey(name!))) chainsToDelete.push(name!);
-    } else if (kind === OWNED_SET) staleSets.push(`${name}\t${detail}`);
-    else if (kind === OWNED_ELEMENT && !full)
-      // A full sync flushes the maps instead.
-      elementsToDelete.push({ map: name!, key: detail!, value: value ?? null });
+  for (const [chain, rules] of [...sharedChains].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    plan.chainStatements.push(`add chain ${table} ${chain}`);
+    plan.flushStatements.push(`flush chain ${table} ${chain}`);
+    for (const rule of rules) plan.ruleStatements.push(`add rule ${table} ${chain} ${rule}`);
   }
-  staleChains.sort();
-  chainsToDelete.sort();
-  staleSets.sort();
-  for (const chain of staleChains) owned.add(ownedKey(OWNED_FLUSHED_CHAIN, chain));
+  for (const element of wantedElements.values()) plan.elementsToAdd.push(element);
+  const byKey = (a: Element, b: Element) => {
+    const left = elementKey(a);
+    const right = elementKey(b);
+    return left < right ? -1 : left > right ? 1 : 0;
+  };
+  plan.elementsToDelete.sort(byKey);
+  plan.staleChains.sort();
+  plan.chainsToDelete.sort();
+  plan.staleSets.sort();
 
   const out: string[] = [];
   if (full) renderStatic(out, table, words, options, nodePortAddresses);
   const setStatement = (set: string, timeout: number | string) =>
     `add set ${table} ${set} { type ${words.addressType} ; flags dynamic,timeout ; timeout ${timeout}s ; }`;
-  for (const chain of chainStatements) out.push(chain);
-  for (const chain of staleChains) out.push(`add chain ${table} ${chain}`);
-  for (const flush of flushStatements) out.push(flush);
-  for (const chain of staleChains) out.push(`flush chain ${table} ${chain}`);
-  for (const statement of elementStatements('delete', table, elementsToDelete)) out.push(statement);
+  for (const chain of plan.chainStatements) out.push(chain);
+  for (const chain of plan.staleChains) out.push(`add chain ${table} ${chain}`);
+  for (const flush of plan.flushStatements) out.push(flush);
+  for (const chain of plan.staleChains) out.push(`flush chain ${table} ${chain}`);
+  for (const statement of elementStatements('delete', table, plan.elementsToDelete)) out.push(statement);
   // add-then-delete succeeds whether or not the object is still there (someone may have removed it).
-  for (const chain of chainsToDelete)
+  for (const chain of plan.chainsToDelete)
     out.push(`add chain ${table} ${chain}`, `delete chain ${table} ${chain}`);
-  for (const set of staleSets) {
+  for (const set of plan.staleSets) {
     const [name, timeout] = set.split('\t');
     out.push(setStatement(name!, timeout!), `delete set ${table} ${name}`);
   }
-  for (const [set, timeout] of newSets) out.push(setStatement(set, timeout));
-  for (const rule of ruleStatements) out.push(rule);
-  for (const statement of elementStatements('add', table, elementsToAdd)) out.push(statement);
+  for (const [set, timeout] of plan.newSets) out.push(setStatement(set, timeout));
+  for (const rule of plan.ruleStatements) out.push(rule);
+  for (const statement of elementStatements('add', table, plan.elementsToAdd)) out.push(statement);
 
   return {
     mode: 'nftables',

@@ -53,6 +53,11 @@ type Action =
   | { readonly kind: 'jump' | 'goto'; readonly chain: string }
   | { readonly kind: 'vmap'; readonly tuple: 'address' | 'port'; readonly map: string }
   | { readonly kind: 'dnat'; readonly to: string }
+  /**
+   * `dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen random mod N map @M`:
+   * slot `numgen` of the destination's entry in M; the tracer follows every slot.
+   */
+  | { readonly kind: 'dnat-slot'; readonly map: string; readonly modulus: number }
   | { readonly kind: 'masquerade' };
 
 /** One parsed rule. */
@@ -209,9 +214,19 @@ export function parseRule(text: string): Rule {
       const element = take();
       if (!set.startsWith('@') || !/^\{ ip6? saddr \}$/.test(element)) fail();
       update = set.slice(1);
-    } else if (word === 'dnat') {
+    } else if (word === 'dnat' && words[i] === 'to') {
       expect('to');
       action = { kind: 'dnat', to: take() };
+    } else if (word === 'dnat') {
+      const family = take();
+      if (family !== 'ip' && family !== 'ip6') fail();
+      expect('addr', '.', 'port', 'to', family, 'daddr', '.', 'meta', 'l4proto', '.', 'th', 'dport', '.');
+      expect('numgen', 'random', 'mod');
+      const modulus = Number(take());
+      expect('map');
+      const map = take();
+      if (!Number.isInteger(modulus) || modulus < 1 || !map.startsWith('@')) fail();
+      action = { kind: 'dnat-slot', map: map.slice(1), modulus };
     } else if (word === 'masquerade') {
       expect('fully-random');
       action = { kind: 'masquerade' };
@@ -245,7 +260,7 @@ function references(table: NftTable): { chains: Set<string>; sets: Set<string> }
   for (const rules of table.chains.values())
     for (const rule of rules) {
       if (rule.action.kind === 'jump' || rule.action.kind === 'goto') chains.add(rule.action.chain);
-      if (rule.action.kind === 'vmap') sets.add(rule.action.map);
+      if (rule.action.kind === 'vmap' || rule.action.kind === 'dnat-slot') sets.add(rule.action.map);
       if (rule.update !== null) sets.add(rule.update);
       for (const match of rule.matches) {
         if (match.kind === 'address' && match.value.kind === 'set') sets.add(match.value.name);
@@ -585,6 +600,31 @@ function walkChain(
         next.destination = address;
         next.port = port;
         return [{ probability, state: next, result: 'dnat' }];
+      }
+      case 'dnat-slot': {
+        const slots = nft.setElements(table, action.map);
+        const branches: Branch[] = [];
+        for (let slot = 0; slot < action.modulus; slot++) {
+          const target = slots.get(`${next.destination} . ${packet.protocol} . ${next.port} . ${slot}`);
+          const share = probability / action.modulus;
+          // A slot without an element makes the kernel skip the rule, as any failed lookup does.
+          if (target === undefined || target === null) {
+            branches.push(...walkFrom(i + 1, next, share));
+            continue;
+          }
+          const [address, port] = target.split(' . ') as [string, string];
+          branches.push({
+            probability: share,
+            state: {
+              ...next,
+              dnat: `${address.includes(':') ? `[${address}]` : address}:${port}`,
+              destination: address,
+              port: Number(port),
+            },
+            result: 'dnat',
+          });
+        }
+        return branches;
       }
       case 'masquerade':
         next.masquerade = true;

@@ -14,6 +14,9 @@ export type ServicePortSpec = Omit<
   'endpoints' | 'clusterEndpoints' | 'localEndpoints' | 'hasEndpoints'
 >;
 
+/** Annotation choosing a Service's IPVS scheduler (rr, lc, dh, sh, sed, nq); other modes ignore it. */
+export const ANNOTATION_IPVS_SCHEDULER = 'portico.dev/ipvs-scheduler';
+
 /** Upstream's default ClientIP affinity timeout (3 hours). */
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10_800;
 
@@ -86,6 +89,7 @@ export function servicePortSpecs(service: V1Service, family: IPFamily, proxyName
       : null;
   const healthCheckNodePort =
     type === 'LoadBalancer' && externalPolicyLocal ? (spec.healthCheckNodePort ?? 0) : 0;
+  const ipvsScheduler = service.metadata?.annotations?.[ANNOTATION_IPVS_SCHEDULER] ?? '';
 
   const ports: ServicePortSpec[] = [];
   for (const port of spec.ports ?? []) {
@@ -106,6 +110,7 @@ export function servicePortSpecs(service: V1Service, family: IPFamily, proxyName
       externalPolicyLocal,
       internalPolicyLocal: spec.internalTrafficPolicy === 'Local',
       healthCheckNodePort,
+      ipvsScheduler,
     });
   }
   return ports;

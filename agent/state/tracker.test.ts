@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { LABEL_HEADLESS_SERVICE, LABEL_SERVICE_PROXY_NAME } from '../../api/labels.ts';
+import { ANNOTATION_IPVS_SCHEDULER } from './service.ts';
 import { makeService, makeSlice, TEST_NODE } from './test-fixtures.ts';
 import { ChangeTracker } from './tracker.ts';
 import type { IPFamily, ServicePortState } from './types.ts';
@@ -306,5 +307,89 @@ describe('change tracking', () => {
     tracker.snapshot();
     tracker.setNode({ ...TEST_NODE, zone: 'zone-b' });
     assert.deepEqual([...tracker.pendingChanges], ['default/a']);
+  });
+
+  test('a snapshot after a few changes lists the same ports, in the same order, as a fresh tracker fed the same objects', () => {
+    const tracker = new ChangeTracker({ node: TEST_NODE });
+    const services = new Map<string, V1Service>();
+    const slices = new Map<string, V1EndpointSlice>();
+    const put = (service: V1Service, slice: V1EndpointSlice | null) => {
+      services.set(service.metadata!.name!, service);
+      tracker.updateService(service);
+      if (slice !== null) {
+        slices.set(service.metadata!.name!, slice);
+        tracker.updateEndpointSlice(slice);
+      }
+    };
+    const twoPorts = [
+      { name: 'http', port: 80, protocol: 'TCP' },
+      { name: 'dns', port: 53, protocol: 'UDP' },
+    ];
+    for (let index = 0; index < 6; index++)
+      put(
+        makeService(`s${index}`, { clusterIP: `10.96.2.${index}` }),
+        makeSlice(`s${index}`, [{ ip: `10.244.2.${index}` }]),
+      );
+    const steps: (() => void)[] = [
+      () => put(makeService('s2', { clusterIP: '10.96.2.2' }), makeSlice('s2', [{ ip: '10.244.3.2' }])),
+      () => put(makeService('s4', { clusterIP: '10.96.2.4', ports: twoPorts }), null),
+      () =>
+        put(
+          makeService('s4', { clusterIP: '10.96.2.4', ports: twoPorts }),
+          makeSlice('s4', [{ ip: '10.244.3.4' }]),
+        ),
+      () => {
+        services.delete('s1');
+        tracker.deleteService('default', 's1');
+      },
+      () =>
+        put(
+          makeService('s0', {
+            clusterIP: '10.96.2.0',
+            clusterIPs: ['10.96.2.0', 'fd00::20'],
+            ipFamilies: ['IPv4', 'IPv6'],
+          }),
+          null,
+        ),
+      () =>
+        put(
+          makeService('s5', { clusterIP: '10.96.2.5' }),
+          makeSlice('s5', [{ ip: '10.244.3.5' }, { ip: '10.244.4.5' }]),
+        ),
+    ];
+    tracker.snapshot();
+    for (const [index, step] of steps.entries()) {
+      step();
+      const fresh = new ChangeTracker({ node: TEST_NODE });
+      for (const service of services.values()) fresh.updateService(service);
+      for (const slice of slices.values()) fresh.updateEndpointSlice(slice);
+      assert.deepEqual(tracker.snapshot().desired, fresh.snapshot().desired, `step ${index}`);
+    }
+  });
+
+  test('the IPVS scheduler annotation is carried as written and a change of it marks the Service changed', () => {
+    const withScheduler = (value: string | undefined) => {
+      const service = makeService('a');
+      if (value !== undefined)
+        service.metadata!.annotations = { [ANNOTATION_IPVS_SCHEDULER]: value, unrelated: value };
+      return service;
+    };
+    const tracker = new ChangeTracker({ node: TEST_NODE });
+    tracker.updateService(withScheduler(undefined));
+    assert.equal(tracker.snapshot().desired.IPv4.servicePorts[0]!.ipvsScheduler, '');
+
+    tracker.updateService(withScheduler('lc'));
+    const annotated = tracker.snapshot();
+    assert.deepEqual([...annotated.changedServices], ['default/a']);
+    assert.equal(annotated.desired.IPv4.servicePorts[0]!.ipvsScheduler, 'lc');
+
+    // Unknown values travel unchanged: judging them is the IPVS mode's business.
+    tracker.updateService(withScheduler('maglev'));
+    assert.equal(tracker.snapshot().desired.IPv4.servicePorts[0]!.ipvsScheduler, 'maglev');
+
+    const other = withScheduler('maglev');
+    other.metadata!.annotations!['unrelated'] = 'changed';
+    tracker.updateService(other);
+    assert.deepEqual([...tracker.snapshot().changedServices], []);
   });
 });

@@ -66,6 +66,11 @@ export interface ServicePortState {
   readonly internalPolicyLocal: boolean;
   /** 0 unless a LoadBalancer Service with Local policy has one. */
   readonly healthCheckNodePort: number;
+  /**
+   * The Service's `portico.dev/ipvs-scheduler` annotation as written, '' when absent. Only the IPVS
+   * mode reads it, and it judges the value: the state carries what the user wrote.
+   */
+  readonly ipvsScheduler: string;
   /** Every endpoint of the port, in `hostPort` order. */
   readonly endpoints: readonly EndpointState[];
   /** Endpoints for Cluster-policy traffic (empty when the port uses none). */
