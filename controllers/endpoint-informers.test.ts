@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import {
   POD_LABEL_INDEX,
+  podForEndpoints,
   podLabelIndexValues,
   podsSelectedByService,
   SERVICE_SELECTOR_INDEX,
@@ -10,7 +11,9 @@ import {
   serviceKeysSelectingPod,
   serviceSelectorIndexValues,
 } from './endpoint-informers.ts';
-import { makePod, makeService } from './endpointslice/test-fixtures.ts';
+import { planEndpoints } from './endpoints/plan.ts';
+import { planEndpointSlices } from './endpointslice/plan.ts';
+import { makeNodes, makePod, makeService, type PodInput } from './endpointslice/test-fixtures.ts';
 import { IndexedStore } from './runtime/informer.ts';
 
 function serviceStore(services: V1Service[]): IndexedStore<V1Service> {
@@ -88,5 +91,100 @@ describe('Service selector index', () => {
     );
     assert.equal(podsSelectedByService(pods, makeService({ selector: { app: 'web' } })).length, 6);
     assert.deepEqual(podsSelectedByService(pods, makeService({ selector: undefined })), []);
+  });
+});
+
+describe('podForEndpoints', () => {
+  /** A pod as a kubelet reports it, with the bulk a running pod carries beside what endpoints need. */
+  function runningPod(name: string, input: Omit<PodInput, 'name'>): V1Pod {
+    const pod = makePod({ ...input, name });
+    pod.metadata!.managedFields = [{ manager: 'kubelet', operation: 'Update', subresource: 'status' }];
+    pod.metadata!.annotations = { 'example.com/owner': 'team-a' };
+    pod.metadata!.resourceVersion = '42';
+    pod.spec!.containers[0] = {
+      ...pod.spec!.containers[0]!,
+      image: 'registry.k8s.io/e2e-test-images/agnhost:2.53',
+      env: [{ name: 'MODE', value: 'serve' }],
+      resources: { requests: { cpu: '10m' } },
+    };
+    pod.spec!.initContainers = [
+      {
+        name: 'proxy',
+        image: 'envoy',
+        restartPolicy: 'Always',
+        ports: [{ name: 'metrics', containerPort: 9901 }],
+      },
+      { name: 'setup', image: 'busybox', ports: [{ name: 'metrics', containerPort: 1 }] },
+    ];
+    pod.spec!.volumes = [{ name: 'data', emptyDir: {} }];
+    pod.spec!.tolerations = [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists' }];
+    pod.status!.hostIP = '198.19.255.1';
+    pod.status!.containerStatuses = [
+      { name: 'app', image: 'agnhost', imageID: 'sha256:0', ready: true, restartCount: 0 },
+    ];
+    pod.status!.conditions!.push({ type: 'PodScheduled', status: 'True' });
+    return pod;
+  }
+
+  const pods = [
+    runningPod('ready', {
+      ips: ['198.18.0.1', 'fd00::1'],
+      containerPorts: [{ name: 'http', containerPort: 8080 }],
+    }),
+    runningPod('unready', { ips: ['198.18.0.2'], ready: false, node: 'node-b' }),
+    runningPod('leaving', { ips: ['198.18.0.3'], deleting: true }),
+    runningPod('done', { ips: ['198.18.0.4'], phase: 'Succeeded' }),
+    runningPod('dns', { ips: ['198.18.0.5'], hostname: 'dns-0', subdomain: 'web' }),
+    runningPod('no-ip', {}),
+  ];
+  const trimmed = () => pods.map((pod) => podForEndpoints(structuredClone(pod)));
+
+  test('keeps metadata, placement, container ports, IPs and conditions; drops the rest', () => {
+    const pod = podForEndpoints(structuredClone(pods[0]!));
+    assert.deepEqual(pod.metadata, {
+      name: 'ready',
+      namespace: 'default',
+      uid: 'uid-ready',
+      labels: { app: 'web' },
+      annotations: { 'example.com/owner': 'team-a' },
+      resourceVersion: '42',
+    });
+    assert.deepEqual(pod.spec, {
+      containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 8080 }] }],
+      initContainers: [
+        { name: 'proxy', restartPolicy: 'Always', ports: [{ name: 'metrics', containerPort: 9901 }] },
+        { name: 'setup', ports: [{ name: 'metrics', containerPort: 1 }] },
+      ],
+      nodeName: 'node-a',
+    });
+    assert.deepEqual(pod.status, {
+      phase: 'Running',
+      podIP: '198.18.0.1',
+      podIPs: [{ ip: '198.18.0.1' }, { ip: 'fd00::1' }],
+      conditions: [
+        { type: 'Ready', status: 'True' },
+        { type: 'PodScheduled', status: 'True' },
+      ],
+    });
+  });
+
+  test('EndpointSlices and Endpoints planned from trimmed pods equal those planned from whole pods', () => {
+    const nodes = makeNodes({ 'node-a': 'zone-a', 'node-b': 'zone-b' });
+    const services = [
+      makeService({
+        ports: [
+          { name: 'http', port: 80, protocol: 'TCP', targetPort: 'http' },
+          { name: 'metrics', port: 9901, protocol: 'TCP', targetPort: 'metrics' },
+        ],
+      }),
+      makeService({ name: 'web', clusterIP: 'None', publishNotReadyAddresses: true }),
+      makeService({ ipFamilies: ['IPv6'], clusterIP: 'fd00:96::10' }),
+    ];
+    for (const service of services) {
+      const fromWholePods = planEndpointSlices(service, pods, nodes, []);
+      assert.ok(fromWholePods.create.some((slice) => (slice.endpoints ?? []).length > 0));
+      assert.deepEqual(planEndpointSlices(service, trimmed(), nodes, []), fromWholePods);
+      assert.deepEqual(planEndpoints(service, trimmed(), undefined), planEndpoints(service, pods, undefined));
+    }
   });
 });

@@ -10,6 +10,7 @@ import type { ApiServer } from '../../e2e/apiserver/index.ts';
 import {
   IndexedStore,
   Informer,
+  listInPages,
   NAMESPACE_INDEX,
   objectKey,
   restartDelayMs,
@@ -51,6 +52,24 @@ describe('IndexedStore', () => {
     assert.deepEqual(store.indexValues('app'), []);
     assert.deepEqual(store.indexValues(NAMESPACE_INDEX), []);
     assert.equal(store.size, 0);
+  });
+
+  test('an update that keeps its index values is found there in its new version, once', () => {
+    const store = new IndexedStore<V1ConfigMap>({
+      twice: (obj) => [obj.metadata?.name ?? '', obj.metadata?.name ?? ''],
+    });
+    store.upsert({ ...configMap('a', 'one', { app: 'web' }), data: { v: '1' } });
+    store.upsert({ ...configMap('a', 'one', { app: 'web' }), data: { v: '2' } });
+    assert.deepEqual(
+      store.byIndex('twice', 'one').map((obj) => obj.data),
+      [{ v: '2' }],
+    );
+    assert.deepEqual(
+      store.byIndex(NAMESPACE_INDEX, 'a').map((obj) => obj.data),
+      [{ v: '2' }],
+    );
+    store.remove('a/one');
+    assert.deepEqual(store.indexValues('twice'), []);
   });
 
   test('an object filed under several values is found under each', () => {
@@ -334,6 +353,162 @@ describe('Informer against the local API server', () => {
       assert.ok(size > 0);
       await waitFor(() => resyncs() >= 2 * size, 'two resyncs');
       assert.equal(informer.list().length, size);
+    } finally {
+      await informer.stop();
+    }
+  });
+});
+
+describe('Informer lists in pages', () => {
+  const namespace = 'informer-pages';
+  let server: ApiServer;
+  let kubeConfig: KubeConfig;
+  let core: CoreV1Api;
+
+  before(async () => {
+    server = await startTestApiServer();
+    kubeConfig = kubeConfigFor(server.kubeconfigPath);
+    core = kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: namespace } } });
+    for (let n = 0; n < 11; n++) {
+      await core.createNamespacedConfigMap({
+        namespace,
+        body: configMap(namespace, `page-${n}`, { app: n % 2 === 0 ? 'even' : 'odd' }),
+      });
+    }
+  });
+
+  after(async () => {
+    await server?.close();
+  });
+
+  /** Counts the list requests the server answers, with and without a page limit. */
+  function countLists(): { paged: number; whole: number; restore(): void } {
+    const registry = server.registry;
+    const original = registry.listShared;
+    const counts = {
+      paged: 0,
+      whole: 0,
+      restore: () => {
+        registry.listShared = original;
+      },
+    };
+    registry.listShared = (resource, ns, query) => {
+      if (resource.plural === 'configmaps') {
+        if (query.limit !== undefined) counts.paged += 1;
+        else counts.whole += 1;
+      }
+      return original.call(registry, resource, ns, query);
+    };
+    return counts;
+  }
+
+  test('the default list follows continue tokens and caches every object with its kind', async () => {
+    const counts = countLists();
+    const informer = new Informer<V1ConfigMap>({
+      kubeConfig,
+      path: `/api/v1/namespaces/${namespace}/configmaps`,
+      listPageSize: 3,
+      labelSelector: 'app=even',
+      logger: testLogger(),
+    });
+    try {
+      informer.start();
+      await informer.waitForSync(AbortSignal.timeout(10_000));
+      assert.equal(counts.paged, 2, 'six objects in pages of three');
+      assert.equal(counts.whole, 0);
+      assert.deepEqual(
+        informer
+          .list()
+          .map((obj) => obj.metadata?.name)
+          .sort(),
+        ['page-0', 'page-10', 'page-2', 'page-4', 'page-6', 'page-8'],
+      );
+      assert.ok(informer.list().every((obj) => obj.kind === 'ConfigMap' && obj.apiVersion === 'v1'));
+      assert.notEqual(informer.lastResourceVersion(), '');
+    } finally {
+      counts.restore();
+      await informer.stop();
+    }
+  });
+
+  test('an expired continue token falls back to one whole list', async () => {
+    const counts = countLists();
+    const registry = server.registry;
+    const paged = registry.listShared;
+    // After the first page, history moves on and is compacted, so the page's token expires.
+    registry.listShared = (resource, ns, query) => {
+      const page = paged.call(registry, resource, ns, query);
+      if (query.limit !== undefined && query.continueToken === undefined) {
+        server.store.put('/configmaps', {
+          metadata: { namespace: 'default', name: `bump-${Date.now()}`, uid: `bump-${Date.now()}` },
+        });
+        server.store.compact();
+      }
+      return page;
+    };
+    try {
+      const list = await listInPages<V1ConfigMap>(
+        kubeConfig,
+        `/api/v1/namespaces/${namespace}/configmaps`,
+        {},
+        4,
+      );
+      assert.equal(list.items.length, 11);
+      assert.equal(counts.paged, 2, 'the first page, then the expired second');
+      assert.equal(counts.whole, 1);
+      assert.equal(list.metadata?.resourceVersion, String(server.store.currentRevision()));
+    } finally {
+      registry.listShared = paged;
+      counts.restore();
+    }
+  });
+
+  test('a transform shapes listed and watched objects before the cache and the handlers see them', async () => {
+    const informer = new Informer<V1ConfigMap>({
+      kubeConfig,
+      path: `/api/v1/namespaces/${namespace}/configmaps`,
+      listPageSize: 4,
+      transform: (obj) => {
+        delete obj.data;
+        return obj;
+      },
+      logger: testLogger(),
+    });
+    const delivered: V1ConfigMap[] = [];
+    informer.addEventHandler({
+      onAdd: (obj) => delivered.push(obj),
+      onUpdate: (_old, obj) => delivered.push(obj),
+      onDelete: (obj) => delivered.push(obj),
+    });
+    try {
+      informer.start();
+      await informer.waitForSync(AbortSignal.timeout(10_000));
+      assert.equal(informer.list().length, 11);
+      await core.createNamespacedConfigMap({ namespace, body: configMap(namespace, 'watched') });
+      await core.replaceNamespacedConfigMap({
+        namespace,
+        name: 'watched',
+        body: { ...configMap(namespace, 'watched'), data: { v: '1' } },
+      });
+      await core.deleteNamespacedConfigMap({ namespace, name: 'page-1' });
+      await waitFor(
+        () =>
+          informer.get(`${namespace}/page-1`) === undefined &&
+          informer.get(`${namespace}/watched`)?.metadata?.resourceVersion !== undefined &&
+          delivered.length >= 14,
+        'the watched add, update and delete',
+      );
+      assert.ok(delivered.length >= 14);
+      assert.ok(
+        delivered.every((obj) => obj.data === undefined),
+        'no handler saw data',
+      );
+      assert.ok(
+        informer.list().every((obj) => obj.data === undefined),
+        'no cached object has data',
+      );
+      assert.equal(informer.get(`${namespace}/watched`)?.metadata?.name, 'watched');
     } finally {
       await informer.stop();
     }

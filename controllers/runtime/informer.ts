@@ -92,13 +92,29 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** Restart backoff after list/watch failures; defaults to 500 ms doubling to 30 s. */
   restartBackoff?: RestartBackoff;
   /**
-   * Overrides the list call; by default the informer GETs `path` itself so that listed objects
-   * have the same plain-JSON shape as watched ones (see {@link getJson}).
+   * Overrides the list call; by default the informer GETs `path` itself, page by page (see
+   * {@link listInPages}), so that listed objects have the same plain-JSON shape as watched ones.
    */
   list?: () => Promise<KubernetesListObject<T>>;
+  /** Objects per page of the default list; defaults to {@link LIST_PAGE_SIZE}. */
+  listPageSize?: number;
+  /**
+   * Applied to every listed and watched object before anything keeps it (client-go's
+   * `SetTransform`): returns the part of the object its readers use, so a cache of 100,000 pods
+   * does not hold 100,000 pod specs nobody reads. It must keep `metadata.name`, `namespace` and
+   * `resourceVersion`; it may modify and return its argument, which nothing else holds.
+   */
+  transform?: (obj: T) => T;
   /** Receives restarts and handler failures. */
   logger: Logger;
 }
+
+/**
+ * Objects per page of an informer's list, as client-go's reflector pages. Pages keep each answer
+ * and each JSON.parse small (a single list of 100,000 pods is some 300 MB of JSON) and let the
+ * server start sending before it has encoded the whole collection.
+ */
+export const LIST_PAGE_SIZE = 500;
 
 /** Name of the built-in index of every informer: objects by `metadata.namespace` ('' for cluster-scoped). */
 export const NAMESPACE_INDEX = 'namespace';
@@ -129,40 +145,64 @@ export function restartDelayMs(attempt: number, backoff: RestartBackoff): number
   return Math.min(backoff.initialMs * 2 ** exponent, backoff.maxMs);
 }
 
+/** `values` without repeats; index functions mostly return one value, which needs no Set. */
+function distinct(values: readonly string[]): readonly string[] {
+  return values.length < 2 ? values : [...new Set(values)];
+}
+
+function sameValues(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let n = 0; n < a.length; n++) if (a[n] !== b[n]) return false;
+  return true;
+}
+
+function removeFromBuckets(index: Map<string, Set<string>>, values: readonly string[], key: string): void {
+  for (const value of values) {
+    const keys = index.get(value);
+    keys?.delete(key);
+    if (keys?.size === 0) index.delete(value);
+  }
+}
+
 /**
  * An object store keyed by {@link objectKey} with any number of secondary indexes. Separate from
  * {@link Informer} so the indexing logic is testable without a server.
  */
 export class IndexedStore<T extends KubernetesObject> {
   readonly #objects = new Map<string, T>();
-  readonly #indexers: Map<string, IndexFunction<T>>;
-  /** index name → index value → keys */
-  readonly #indexes = new Map<string, Map<string, Set<string>>>();
-  /** index name → key → values the object was filed under, so removal needs no recomputation */
-  readonly #filedUnder = new Map<string, Map<string, readonly string[]>>();
+  readonly #indexNames: string[];
+  readonly #indexFunctions: IndexFunction<T>[];
+  /** Per index, in the order of {@link #indexNames}: index value → keys. */
+  readonly #indexes: Map<string, Set<string>>[];
+  /**
+   * key → the values the object is filed under, per index, so removal needs no recomputation and
+   * an update that leaves an index value alone (a pod's status change) touches no bucket.
+   */
+  readonly #filedUnder = new Map<string, (readonly string[])[]>();
 
   /** @param indexers index functions by name; {@link NAMESPACE_INDEX} is always added. */
   constructor(indexers: Record<string, IndexFunction<T>> = {}) {
-    this.#indexers = new Map(Object.entries(indexers));
-    this.#indexers.set(NAMESPACE_INDEX, (obj) => [obj.metadata?.namespace ?? '']);
-    for (const name of this.#indexers.keys()) {
-      this.#indexes.set(name, new Map());
-      this.#filedUnder.set(name, new Map());
-    }
+    const all = new Map(Object.entries(indexers));
+    all.set(NAMESPACE_INDEX, (obj) => [obj.metadata?.namespace ?? '']);
+    this.#indexNames = [...all.keys()];
+    this.#indexFunctions = [...all.values()];
+    this.#indexes = this.#indexNames.map(() => new Map());
   }
 
   /** Stores `obj` under its key, replacing (and re-indexing) any previous version. Returns the previous one. */
   upsert(obj: T): T | undefined {
     const key = objectKey(obj);
     const previous = this.#objects.get(key);
-    if (previous !== undefined) {
-      this.#unindex(key);
-    }
     this.#objects.set(key, obj);
-    for (const [indexName, indexFunction] of this.#indexers) {
-      const values = [...new Set(indexFunction(obj))];
-      this.#filedUnder.get(indexName)!.set(key, values);
-      const index = this.#indexes.get(indexName)!;
+    const before = this.#filedUnder.get(key);
+    const after = this.#indexFunctions.map((indexFunction) => distinct(indexFunction(obj)));
+    this.#filedUnder.set(key, after);
+    for (let n = 0; n < after.length; n++) {
+      const old = before?.[n];
+      const values = after[n]!;
+      if (old !== undefined && sameValues(old, values)) continue;
+      const index = this.#indexes[n]!;
+      if (old !== undefined) removeFromBuckets(index, old, key);
       for (const value of values) {
         let keys = index.get(value);
         if (keys === undefined) {
@@ -181,23 +221,11 @@ export class IndexedStore<T extends KubernetesObject> {
     if (previous === undefined) {
       return undefined;
     }
-    this.#unindex(key);
+    const filed = this.#filedUnder.get(key) ?? [];
+    for (let n = 0; n < filed.length; n++) removeFromBuckets(this.#indexes[n]!, filed[n]!, key);
+    this.#filedUnder.delete(key);
     this.#objects.delete(key);
     return previous;
-  }
-
-  #unindex(key: string): void {
-    for (const [indexName, filed] of this.#filedUnder) {
-      const index = this.#indexes.get(indexName)!;
-      for (const value of filed.get(key) ?? []) {
-        const keys = index.get(value);
-        keys?.delete(key);
-        if (keys?.size === 0) {
-          index.delete(value);
-        }
-      }
-      filed.delete(key);
-    }
   }
 
   /** The object stored under `key`, in O(1). */
@@ -222,17 +250,20 @@ export class IndexedStore<T extends KubernetesObject> {
 
   /** Objects filed under `value` in index `indexName`. Throws for an index that was never declared. */
   byIndex(indexName: string, value: string): T[] {
-    const index = this.#indexes.get(indexName);
-    if (index === undefined) {
-      const known = [...this.#indexes.keys()].map((name) => `"${name}"`).join(', ');
+    const position = this.#indexNames.indexOf(indexName);
+    if (position === -1) {
+      const known = this.#indexNames.map((name) => `"${name}"`).join(', ');
       throw new Error(`index ${JSON.stringify(indexName)} does not exist: declared indexes: ${known}`);
     }
-    return [...(index.get(value) ?? [])].map((key) => this.#objects.get(key)!);
+    const objects: T[] = [];
+    for (const key of this.#indexes[position]!.get(value) ?? []) objects.push(this.#objects.get(key)!);
+    return objects;
   }
 
   /** The distinct values index `indexName` currently holds objects under. */
   indexValues(indexName: string): string[] {
-    return [...(this.#indexes.get(indexName)?.keys() ?? [])];
+    const position = this.#indexNames.indexOf(indexName);
+    return position === -1 ? [] : [...this.#indexes[position]!.keys()];
   }
 }
 
@@ -245,8 +276,65 @@ export function withItemKinds<T extends KubernetesObject>(
   list: KubernetesListObject<T>,
 ): KubernetesListObject<T> {
   const kind = list.kind?.replace(/List$/, '');
-  const items = (list.items ?? []).map((item) => ({ apiVersion: list.apiVersion, kind, ...item }));
+  // Items that already name their type (the local API server's do) are kept as they are, rather
+  // than copying each of 100,000 pods to set two fields it has.
+  const items = (list.items ?? []).map((item) =>
+    item.kind !== undefined && item.apiVersion !== undefined
+      ? item
+      : { apiVersion: list.apiVersion, kind, ...item },
+  );
   return { ...list, items };
+}
+
+/** A list answer as plain JSON: `continue` is the wire name of the typed client's `_continue`. */
+interface ListPageJson<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: T[];
+}
+
+/** Label and field selectors of a list, as query parameters. */
+export interface ListSelectors {
+  labelSelector?: string | undefined;
+  fieldSelector?: string | undefined;
+}
+
+/**
+ * Lists a whole collection in pages of `pageSize`, following continue tokens, and returns it as one
+ * list with the resourceVersion the pages were served at. When a continue token has expired (410,
+ * the server's history moved past the first page's resourceVersion) it falls back to one
+ * unpaginated list, as client-go's pager does, rather than failing the whole list.
+ */
+export async function listInPages<T extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  path: string,
+  selectors: ListSelectors,
+  pageSize: number = LIST_PAGE_SIZE,
+): Promise<KubernetesListObject<T>> {
+  const items: T[] = [];
+  let page: ListPageJson<T>;
+  let token: string | undefined;
+  do {
+    try {
+      page = (await getJson(kubeConfig, path, {
+        ...selectors,
+        limit: String(pageSize),
+        continue: token,
+      })) as ListPageJson<T>;
+    } catch (error) {
+      if (token === undefined || apiStatusCode(error) !== 410) throw error;
+      return withItemKinds((await getJson(kubeConfig, path, { ...selectors })) as KubernetesListObject<T>);
+    }
+    for (const item of withItemKinds(page as KubernetesListObject<T>).items) items.push(item);
+    token = page.metadata?.continue || undefined;
+  } while (token !== undefined);
+  return {
+    apiVersion: page.apiVersion ?? '',
+    kind: page.kind ?? '',
+    metadata: { resourceVersion: page.metadata?.resourceVersion },
+    items,
+  };
 }
 
 /**
@@ -254,12 +342,14 @@ export function withItemKinds<T extends KubernetesObject>(
  * its cache synchronously right before it opens the watch that follows, so the first call means
  * "the first list is in the cache", which is the informer's sync point.
  */
-class ObservedWatch extends Watch {
+class ObservedWatch<T> extends Watch {
   readonly #onWatchStart: () => void;
+  readonly #transform: ((obj: T) => T) | undefined;
 
-  constructor(kubeConfig: KubeConfig, onWatchStart: () => void) {
+  constructor(kubeConfig: KubeConfig, onWatchStart: () => void, transform: ((obj: T) => T) | undefined) {
     super(kubeConfig);
     this.#onWatchStart = onWatchStart;
+    this.#transform = transform;
   }
 
   override watch(
@@ -269,7 +359,20 @@ class ObservedWatch extends Watch {
     done: (err: unknown) => void,
   ): Promise<AbortController> {
     this.#onWatchStart();
-    return super.watch(path, queryParams, callback, done);
+    const transform = this.#transform;
+    // Bookmarks and errors are not objects of the collection; ListWatch reads them as they come.
+    const transformed =
+      transform === undefined
+        ? callback
+        : (phase: string, apiObj: unknown, watchObj?: unknown) =>
+            callback(
+              phase,
+              phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED'
+                ? transform(apiObj as T)
+                : apiObj,
+              watchObj,
+            );
+    return super.watch(path, queryParams, transformed, done);
   }
 }
 
@@ -316,16 +419,15 @@ export class Informer<T extends KubernetesObject> implements ManagedInformer {
     const { kubeConfig, path, labelSelector, fieldSelector } = options;
     const list =
       options.list ??
-      (async () =>
-        withItemKinds(
-          (await getJson(kubeConfig, path, { labelSelector, fieldSelector })) as KubernetesListObject<T>,
-        ));
+      (() => listInPages<T>(kubeConfig, path, { labelSelector, fieldSelector }, options.listPageSize));
+    const { transform } = options;
     const countedList = async () => {
       const result = await list();
       this.#failures = 0;
+      if (transform !== undefined && result.items !== undefined) result.items = result.items.map(transform);
       return result;
     };
-    const watch = new ObservedWatch(kubeConfig, () => this.#markSynced());
+    const watch = new ObservedWatch<T>(kubeConfig, () => this.#markSynced(), transform);
     this.#listWatch = new ListWatch<T>(path, watch, countedList, false, labelSelector, fieldSelector);
     this.#listWatch.on('add', (obj) => this.#applyUpsert(obj));
     this.#listWatch.on('update', (obj) => this.#applyUpsert(obj));

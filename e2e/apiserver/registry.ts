@@ -110,6 +110,7 @@ export interface ListPage {
   items: JsonObject[];
   resourceVersion: string;
   continueToken?: string;
+  /** Objects after this page; unset for lists with selectors, as kube-apiserver leaves it. */
   remainingItemCount?: number;
 }
 
@@ -262,6 +263,7 @@ export class Registry {
     }
     let revision = this.store.currentRevision();
     let after: string | undefined;
+    let atRevision: number | undefined;
     if (query.continueToken !== undefined && query.continueToken !== '') {
       const token = decodeContinue(query.continueToken);
       if (token.rv < this.store.oldestResumableRevision()) {
@@ -270,23 +272,24 @@ export class Registry {
         );
       }
       revision = token.rv;
+      atRevision = token.rv;
       after = token.start;
     }
-    const keyOf = (o: JsonObject): string =>
-      `${(o.metadata as JsonObject).namespace ?? ''}/${(o.metadata as JsonObject).name}`;
-    let items = this.store.list(resourceKeyOf(resource), resource.namespaced ? namespace : undefined);
-    if (after !== undefined) {
-      const start = after;
-      items = items.filter((o) => keyOf(o) > start);
-    }
-    if (query.label || query.field) {
-      items = items.filter((o) => (!query.label || query.label(o)) && (!query.field || query.field(o)));
-    }
-    const page: ListPage = { items, resourceVersion: String(revision) };
-    if (query.limit !== undefined && query.limit > 0 && items.length > query.limit) {
-      page.items = items.slice(0, query.limit);
-      page.continueToken = encodeContinue(revision, keyOf(page.items[page.items.length - 1]!));
-      page.remainingItemCount = items.length - query.limit;
+    const { label, field } = query;
+    const filter =
+      label || field ? (o: JsonObject) => (!label || label(o)) && (!field || field(o)) : undefined;
+    const found = this.store.listPage(resourceKeyOf(resource), {
+      namespace: resource.namespaced ? namespace : undefined,
+      after,
+      atRevision,
+      limit: query.limit,
+      filter,
+    });
+    const page: ListPage = { items: found.items, resourceVersion: String(revision) };
+    if (found.more) {
+      const last = found.items[found.items.length - 1]!.metadata as JsonObject;
+      page.continueToken = encodeContinue(revision, `${last.namespace ?? ''}/${last.name}`);
+      if (found.remaining !== undefined) page.remainingItemCount = found.remaining;
     }
     return page;
   }

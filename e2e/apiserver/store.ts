@@ -58,6 +58,100 @@ function objectKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
+/** The first index of `sorted` whose key is not below `key` (`strictlyAbove`: above `key`). */
+function searchKeys(sorted: readonly string[], key: string, strictlyAbove: boolean): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const probe = sorted[middle]!;
+    if (probe < key || (strictlyAbove && probe === key)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** Merges two sorted key arrays without duplicates between them. */
+function mergeSortedKeys(left: readonly string[], right: readonly string[]): string[] {
+  const merged = new Array<string>(left.length + right.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < left.length && j < right.length) merged[k++] = left[i]! < right[j]! ? left[i++]! : right[j++]!;
+  while (i < left.length) merged[k++] = left[i++]!;
+  while (j < right.length) merged[k++] = right[j++]!;
+  return merged;
+}
+
+/**
+ * The keys of one bucket in etcd order, kept up to date lazily: creates and deletes are only noted,
+ * and the next read merges them in. So a write costs O(1), a read after k key changes O(n + k log k),
+ * and reading a page from a continue key O(log n) plus the page (sorting the whole bucket per page
+ * made paging through 100,000 pods quadratic).
+ */
+class KeyOrder {
+  /** Undefined until the first read; until then writes need not note anything. */
+  private sorted: string[] | undefined;
+  /** Keys created since the last read that are not in {@link sorted}. */
+  private readonly added = new Set<string>();
+  /** Keys in {@link sorted} deleted since the last read. */
+  private readonly removed = new Set<string>();
+
+  noteCreated(key: string): void {
+    if (this.sorted === undefined) return;
+    // A key deleted and created again between two reads is still in place in `sorted`.
+    if (!this.removed.delete(key)) this.added.add(key);
+  }
+
+  noteRemoved(key: string): void {
+    if (this.sorted === undefined) return;
+    if (!this.added.delete(key)) this.removed.add(key);
+  }
+
+  /** Every key of `bucket`, sorted by UTF-16 code units as the `<` operator compares them. */
+  keys(bucket: ReadonlyMap<string, JsonObject>): readonly string[] {
+    if (this.sorted === undefined) {
+      this.sorted = [...bucket.keys()].sort();
+    } else if (this.added.size > 0 || this.removed.size > 0) {
+      const kept = this.removed.size > 0 ? this.sorted.filter((key) => !this.removed.has(key)) : this.sorted;
+      this.sorted = this.added.size > 0 ? mergeSortedKeys(kept, [...this.added].sort()) : kept;
+      this.added.clear();
+      this.removed.clear();
+    }
+    return this.sorted;
+  }
+}
+
+/** What {@link ObjectStore.listPage} reads. */
+export interface PageQuery {
+  /** Only objects in this namespace; undefined for all. */
+  namespace?: string | undefined;
+  /** Start after this key (`namespace/name`, exclusive), as a continue token remembers it. */
+  after?: string | undefined;
+  /**
+   * Show the objects as they were at this resourceVersion (a paginated list's later pages, as etcd
+   * serves them); undefined for the current state. It must not be older than
+   * {@link ObjectStore.oldestResumableRevision}, or objects changed since are missed.
+   */
+  atRevision?: number | undefined;
+  /** At most this many objects; undefined or 0 for all. */
+  limit?: number | undefined;
+  /** Only objects it accepts (label and field selectors). */
+  filter?: ((object: JsonObject) => boolean) | undefined;
+}
+
+/** One page read by {@link ObjectStore.listPage}. */
+export interface StorePage {
+  items: JsonObject[];
+  /** True when objects the filter accepts follow the last item. */
+  more: boolean;
+  /**
+   * How many objects follow the last item: set only when the page has no filter and `more` is true,
+   * as kube-apiserver sets remainingItemCount only for lists without selectors.
+   */
+  remaining?: number;
+}
+
 /** The version of the snapshot file format, checked on load. */
 const SNAPSHOT_FORMAT = 'portico-apiserver-snapshot/v1';
 
@@ -69,6 +163,7 @@ export class ObjectStore {
   private history: StoreEvent[] = [];
   private readonly historyWindow: number;
   private readonly buckets = new Map<string, Map<string, JsonObject>>();
+  private readonly keyOrders = new Map<string, KeyOrder>();
   private readonly uids = new Map<string, ObjectLocation>();
   private readonly dependentsByOwner = new Map<string, Set<string>>();
   private readonly watchers = new Map<string, Set<StoreWatcher>>();
@@ -108,15 +203,100 @@ export class ObjectStore {
 
   /** All objects of a resource (in one namespace, or all), sorted by namespace then name like etcd keys. */
   list(resourceKey: string, namespace?: string): JsonObject[] {
+    return this.listPage(resourceKey, { namespace }).items;
+  }
+
+  /**
+   * One page of a resource's objects in key order (namespace, then name, like etcd keys): from
+   * after a key, optionally as they were at an older revision, filtered and limited. Costs the
+   * page's length plus the keys skipped by the filter, and the history since `atRevision`.
+   */
+  listPage(resourceKey: string, query: PageQuery): StorePage {
     const bucket = this.buckets.get(resourceKey);
-    if (!bucket) return [];
-    const entries: [string, JsonObject][] = [];
-    for (const [key, object] of bucket) {
-      if (namespace === undefined || (metaOf(object).namespace ?? '') === namespace)
-        entries.push([key, object]);
+    if (!bucket) return { items: [], more: false };
+    const sorted = this.keyOrderOf(resourceKey).keys(bucket);
+    const { namespace, after, filter } = query;
+    // Keys are `namespace/name`; '0' is the character after '/', so a namespace's keys sort
+    // between `<namespace>/` and `<namespace>0`.
+    const low = namespace === undefined ? 0 : searchKeys(sorted, `${namespace}/`, false);
+    const high = namespace === undefined ? sorted.length : searchKeys(sorted, `${namespace}0`, false);
+    const inRange = (key: string) =>
+      (namespace === undefined || key.startsWith(`${namespace}/`)) && (after === undefined || key > after);
+    // Objects changed since the snapshot's revision, with what they were then (undefined: absent).
+    const then = query.atRevision === undefined ? undefined : this.stateAt(resourceKey, query.atRevision);
+    const changedKeys = then === undefined ? [] : [...then.keys()].filter(inRange).sort();
+    const limit = query.limit !== undefined && query.limit > 0 ? query.limit : Number.POSITIVE_INFINITY;
+    const items: JsonObject[] = [];
+    let i = after === undefined ? low : Math.max(low, searchKeys(sorted, after, true));
+    let j = 0;
+    let lastKey: string | undefined;
+    let more = false;
+    while (i < high || j < changedKeys.length) {
+      const current = i < high ? sorted[i]! : undefined;
+      const changed = j < changedKeys.length ? changedKeys[j]! : undefined;
+      let key: string;
+      let object: JsonObject | undefined;
+      if (changed !== undefined && (current === undefined || changed <= current)) {
+        key = changed;
+        object = then!.get(changed);
+        j++;
+        if (current === changed) i++;
+      } else {
+        key = current!;
+        object = bucket.get(key);
+        i++;
+      }
+      if (object === undefined || (filter !== undefined && !filter(object))) continue;
+      if (items.length === limit) {
+        more = true;
+        break;
+      }
+      items.push(object);
+      lastKey = key;
     }
-    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return entries.map((e) => e[1]);
+    const page: StorePage = { items, more };
+    if (more && filter === undefined && lastKey !== undefined) {
+      let remaining = high - searchKeys(sorted, lastKey, true);
+      for (const key of changedKeys) {
+        if (key <= lastKey) continue;
+        remaining += (then!.get(key) === undefined ? 0 : 1) - (bucket.has(key) ? 1 : 0);
+      }
+      page.remaining = remaining;
+    }
+    return page;
+  }
+
+  /**
+   * The objects of a resource that changed after `revision`, each as it was at `revision`
+   * (undefined for objects created since), read back from the event history.
+   */
+  private stateAt(resourceKey: string, revision: number): Map<string, JsonObject | undefined> {
+    const then = new Map<string, JsonObject | undefined>();
+    let low = 0;
+    let high = this.history.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.history[middle]!.revision <= revision) low = middle + 1;
+      else high = middle;
+    }
+    for (let n = low; n < this.history.length; n++) {
+      const event = this.history[n]!;
+      if (event.resourceKey !== resourceKey) continue;
+      const meta = metaOf(event.object);
+      const key = objectKey(meta.namespace ?? '', meta.name);
+      // The first change after the revision knows the state before it.
+      if (!then.has(key)) then.set(key, event.previous);
+    }
+    return then;
+  }
+
+  private keyOrderOf(resourceKey: string): KeyOrder {
+    let order = this.keyOrders.get(resourceKey);
+    if (order === undefined) {
+      order = new KeyOrder();
+      this.keyOrders.set(resourceKey, order);
+    }
+    return order;
   }
 
   /** Number of objects of a resource, in one namespace or all. */
@@ -155,6 +335,7 @@ export class ObjectStore {
     };
     bucket.set(key, stored);
     if (previous) this.unindex(previous);
+    else this.keyOrderOf(resourceKey).noteCreated(key);
     this.index(resourceKey, stored);
     this.record({
       type: previous ? 'MODIFIED' : 'ADDED',
@@ -174,6 +355,7 @@ export class ObjectStore {
     const previous = bucket?.get(key);
     if (!bucket || !previous) return undefined;
     bucket.delete(key);
+    this.keyOrderOf(resourceKey).noteRemoved(key);
     this.unindex(previous);
     this.revision++;
     const deleted = {
@@ -258,6 +440,7 @@ export class ObjectStore {
     };
     if (parsed.format !== SNAPSHOT_FORMAT) throw new Error(`${path}: not a ${SNAPSHOT_FORMAT} file`);
     this.buckets.clear();
+    this.keyOrders.clear();
     this.uids.clear();
     this.dependentsByOwner.clear();
     for (const [resourceKey, objects] of Object.entries(parsed.objects)) {
