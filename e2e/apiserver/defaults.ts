@@ -98,6 +98,16 @@ export function applyDefaults(resource: ResourceType, object: JsonObject): void 
     defaultWorkload(spec, resource.kind);
   else if (key === 'apps/DaemonSet' && isObject(spec)) defaultDaemonSet(spec);
   else if (key === '/Secret') setDefault(object, 'type', 'Opaque');
+  else if (key === '/Endpoints') {
+    for (const subset of objects(object.subsets)) {
+      for (const port of objects(subset.ports)) setDefault(port, 'protocol', 'TCP');
+    }
+  } else if (key === 'discovery.k8s.io/EndpointSlice') {
+    for (const port of objects(object.ports)) {
+      setDefault(port, 'name', '');
+      setDefault(port, 'protocol', 'TCP');
+    }
+  }
 }
 
 /** The QoS class kube-apiserver records in a new Pod's status. */

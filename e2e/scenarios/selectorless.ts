@@ -24,28 +24,17 @@ const example = new URL('../../examples/selectorless-service/', import.meta.url)
 const BACKEND_POD = 'selectorless-backend';
 const SERVICE = 'selectorless-web';
 
-interface EndpointsManifest {
+interface Manifest {
   kind: string;
   metadata: { name: string };
-  subsets?: { ports?: { protocol?: string }[] }[];
 }
 
-/**
- * The example's Service and Endpoints. kube-apiserver defaults an Endpoints port's protocol to TCP
- * before admission; the local API server does not yet, so Portico's Endpoints validation would
- * reject the example there. Filling in that default here keeps the manifest what a real API server
- * stores.
- */
+/** The example's Service and Endpoints, as written (the API server defaults the ports' protocol). */
 async function exampleManifests(): Promise<{ objects: string; service: string }> {
-  const documents: EndpointsManifest[] = [];
+  const documents: Manifest[] = [];
   for (const file of ['service.yaml', 'endpoints.yaml']) {
     const text = await readFile(new URL(file, example), 'utf8');
-    for (const document of parseAllDocuments(text)) documents.push(document.toJS() as EndpointsManifest);
-  }
-  for (const document of documents) {
-    for (const subset of document.subsets ?? []) {
-      for (const port of subset.ports ?? []) port.protocol ??= 'TCP';
-    }
+    for (const document of parseAllDocuments(text)) documents.push(document.toJS() as Manifest);
   }
   const service = documents.find((document) => document.kind === 'Service');
   assert.ok(service !== undefined, `a Service in ${example.pathname}`);
