@@ -43,6 +43,8 @@ export interface NodeAgents {
   log(index: number): Promise<string>;
   /** Stops the agent of node `index` (the relay stays, so an agent can be run there again). */
   stopAgent(index: number): Promise<void>;
+  /** SIGKILLs the agent of node `index`, as a node or agent crash would, and waits until it is gone. */
+  killAgent(index: number): Promise<void>;
   /** Stops the agent of node `index` and starts a new one with the same flags, as a pod restart would. */
   restartAgent(index: number): Promise<void>;
   /** Stops every agent and relay and removes the socket directory. */
@@ -163,6 +165,13 @@ export async function startNodeAgents(options: NodeAgentsOptions): Promise<NodeA
     stopAgent: async (index) => {
       const agent = agents.get(index);
       if (agent !== undefined) await terminate(agent);
+    },
+    killAgent: async (index) => {
+      const agent = agents.get(index);
+      if (agent === undefined || agent.exitCode !== null || agent.signalCode !== null) return;
+      const exited = new Promise((resolve) => agent.once('exit', resolve));
+      agent.kill('SIGKILL');
+      await exited;
     },
     restartAgent: async (index) => {
       const agent = agents.get(index);

@@ -37,7 +37,7 @@ async function inNamespace(namespace: string, args: readonly string[]): Promise<
 }
 
 describe('startPortico in dataplane mode', { skip: isRoot ? false : 'needs root and iproute2' }, () => {
-  test('pools are validated by the controller-manager; a LoadBalancer IP is announced on the LAN and reached on-link', async (t) => {
+  test('pools are validated by the controller-manager; a LoadBalancer IP is announced on the LAN, reached on-link, and survives a SIGKILL of the announcing agent', async (t) => {
     const driver = await LocalScenarioDriver.start({ mode: 'iptables', logLevel: 'warn' });
     try {
       await driver.apply(pool('lan', [LOCAL_L2_POOL_CIDR]));
@@ -96,20 +96,44 @@ describe('startPortico in dataplane mode', { skip: isRoot ? false : 'needs root 
       assert.equal(response.httpStatus, 200, `the client reaches http://${ip}/ (${response.body})`);
       t.diagnostic(`reachable ${Date.now() - startedAt} ms after the IP was assigned`);
 
-      const carriers: string[] = [];
-      for (const node of driver.cluster.dataplane!.nodes) {
-        const addresses = await inNamespace(node.namespace, [
-          'ip',
-          '-4',
-          '-o',
-          'addr',
-          'show',
-          'dev',
-          'lan0',
-        ]);
-        if (addresses.includes(` ${ip}/32 `)) carriers.push(node.namespace);
+      const carriersOf = async (): Promise<number[]> => {
+        const carriers: number[] = [];
+        for (const node of driver.cluster.dataplane!.nodes) {
+          const addresses = await inNamespace(node.namespace, [
+            'ip',
+            '-4',
+            '-o',
+            'addr',
+            'show',
+            'dev',
+            'lan0',
+          ]);
+          if (addresses.includes(` ${ip}/32 `)) carriers.push(node.index);
+        }
+        return carriers;
+      };
+      const carriers = await carriersOf();
+      assert.equal(carriers.length, 1, `exactly one node carries ${ip}: node-${carriers.join(', node-')}`);
+
+      // The announcing node's agent dies (SIGKILL, no cleanup): another node must take the IP over
+      // and the client must reach it again within 5 s, without the IP ever being on two nodes.
+      const killedAt = performance.now();
+      await driver.agents.killAgent(carriers[0]!);
+      let recoveredMs: number | undefined;
+      while (recoveredMs === undefined && performance.now() - killedAt < 15_000) {
+        const now = await carriersOf();
+        assert.ok(now.length <= 1, `${ip} is on one node at most: node-${now.join(', node-')}`);
+        const answer = await driver.fetchFromOutside(`http://${ip}/`, 1);
+        if (answer.httpStatus === 200 && now.length === 1 && now[0] !== carriers[0]) {
+          recoveredMs = performance.now() - killedAt;
+        }
       }
-      assert.equal(carriers.length, 1, `exactly one node carries ${ip}: ${carriers.join(', ')}`);
+      assert.ok(
+        recoveredMs !== undefined,
+        `another node took ${ip} over after node-${carriers[0]}'s agent died`,
+      );
+      t.diagnostic(`reachable through another node ${Math.round(recoveredMs)} ms after SIGKILL of the agent`);
+      assert.ok(recoveredMs < 5_000, `failover took ${Math.round(recoveredMs)} ms`);
     } finally {
       await driver.stop();
     }

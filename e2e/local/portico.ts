@@ -52,6 +52,8 @@ export interface PorticoOptions {
 export interface Portico {
   /** Where each component writes its log. */
   readonly logFiles: readonly string[];
+  /** The node agents, when the dataplane is on. */
+  readonly agents: NodeAgents | undefined;
   stop(): Promise<void>;
 }
 
@@ -209,5 +211,5 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
     await stop();
     throw error;
   }
-  return { logFiles: [controllerManagerLog], stop };
+  return { logFiles: [controllerManagerLog], agents, stop };
 }

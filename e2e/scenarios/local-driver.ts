@@ -13,6 +13,7 @@ import { createLogger } from '../../controllers/runtime/logging.ts';
 import { type ApiServer, startApiServer } from '../apiserver/index.ts';
 import { LocalCluster } from '../local/cluster.ts';
 import { defaultIpPath, newRunId } from '../local/netns.ts';
+import type { NodeAgents } from '../local/node-agents.ts';
 import { readinessOverrideAnnotation } from '../local/pod-status.ts';
 import { LOCAL_L2_POOL_CIDR, type Portico, startPortico } from '../local/portico.ts';
 import { KubeRest, restStatus } from '../local/rest.ts';
@@ -188,6 +189,13 @@ export class LocalScenarioDriver implements ScenarioDriver {
   /** Where Portico's components wrote their logs (worth reading when a scenario fails). */
   get logFiles(): readonly string[] {
     return this.#portico.logFiles;
+  }
+
+  /** The agent of every node (for local-only checks such as killing an announcing node's agent). */
+  get agents(): NodeAgents {
+    const agents = this.#portico.agents;
+    if (agents === undefined) throw new Error('the local driver runs the dataplane, so agents exist');
+    return agents;
   }
 
   /** Stops Portico, the cluster (its namespaces and processes) and the API server; removes the data. */
