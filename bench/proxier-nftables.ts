@@ -186,31 +186,13 @@ function once(left) {
 once(Number(count));
 `;
 
-/** Waits until the backend accepts connections: under load its server starts slowly. */
-async function waitForBackend(client: string): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const probe = execFileSync(
-      'ip',
-      [
-        'netns',
-        'exec',
-        client,
-        process.execPath,
-        '-e',
-        CLIENT_SCRIPT,
-        BACKEND_IPS[0]!,
-        String(BACKEND_PORT),
-        '1',
-      ],
-      { encoding: 'utf8' },
-    );
-    if ((JSON.parse(probe) as { failures: number }).failures === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('the backend server did not start listening');
-}
-
-async function measureLatency(client: string, destination: string, port: number) {
+/** Opens `count` connections to `destination:port`, one after another, from the client namespace. */
+function connectFromClient(
+  client: string,
+  destination: string,
+  port: number,
+  count: number,
+): { times: number[]; failures: number } {
   const output = execFileSync(
     'ip',
     [
@@ -222,11 +204,24 @@ async function measureLatency(client: string, destination: string, port: number)
       CLIENT_SCRIPT,
       destination,
       String(port),
-      String(connections),
+      String(count),
     ],
     { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
   );
-  const parsed = JSON.parse(output) as { times: number[]; failures: number };
+  return JSON.parse(output) as { times: number[]; failures: number };
+}
+
+/** Waits until the backend accepts connections: under load its server starts slowly. */
+async function waitForBackend(client: string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (connectFromClient(client, BACKEND_IPS[0]!, BACKEND_PORT, 1).failures === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the backend server did not start listening');
+}
+
+async function measureLatency(client: string, destination: string, port: number) {
+  const parsed = connectFromClient(client, destination, port, connections);
   const sorted = [...parsed.times].sort((a, b) => a - b);
   return {
     connections,

@@ -6,75 +6,28 @@
  * whole time: the IP is never on two of them.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { kubeConfigFor } from '../../controllers/runtime/testing/harness.ts';
 import { type ApiServer, startApiServer } from '../../e2e/apiserver/index.ts';
-import { NetnsDataplane, type NodeNetwork, newRunId } from '../../e2e/local/netns.ts';
+import { NetnsDataplane, newRunId } from '../../e2e/local/netns.ts';
 import { preferenceOrder } from './eligibility.ts';
+import {
+  addAnnouncementLan,
+  l2NodeName,
+  lanCarriers,
+  lanMac,
+  publishLoadBalancerIP,
+  startAnnouncer,
+} from './testing.ts';
 
 const execFileAsync = promisify(execFile);
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const announcerScript = new URL('./portico-l2-announcer.ts', import.meta.url).pathname;
 const LB_IP = '198.18.200.11';
 const LB_POOL = '198.18.200.0/24';
-
-function nodeName(node: NodeNetwork): string {
-  return `node-${node.index}`;
-}
-
-/** Starts an announcer and resolves once it printed READY; rejects if it exits first. */
-function startAnnouncer(kubeconfigPath: string, node: NodeNetwork): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        announcerScript,
-        `--node-name=${nodeName(node)}`,
-        `--kubeconfig=${kubeconfigPath}`,
-        '--lease-namespace=default',
-        `--netns=${node.namespace}`,
-        '--log-level=warn',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      stdout += chunk;
-      if (stdout.includes('READY\n')) resolve(child);
-    });
-    child.stderr.on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-4_000);
-    });
-    child.once('error', reject);
-    child.once('exit', (code, signal) =>
-      reject(new Error(`announcer of ${nodeName(node)} exited (${signal ?? code}): ${stderr}`)),
-    );
-  });
-}
-
-/** Nodes whose LAN interface carries `ip` now. */
-async function carriers(dataplane: NetnsDataplane, ip: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const node of dataplane.nodes) {
-    const out = await dataplane.ip.inNamespace(node.namespace, ['-j', 'addr', 'show', 'dev', 'lan0']);
-    const links = JSON.parse(out) as { addr_info?: { local?: string }[] }[];
-    if (links.some((link) => (link.addr_info ?? []).some((info) => info.local === ip)))
-      found.push(nodeName(node));
-  }
-  return found;
-}
-
-async function lanMac(dataplane: NetnsDataplane, namespace: string): Promise<string> {
-  const out = await dataplane.ip.inNamespace(namespace, ['-j', 'link', 'show', 'dev', 'lan0']);
-  return ((JSON.parse(out) as { address: string }[])[0]?.address ?? '').toLowerCase();
-}
 
 /** The MAC the client's neighbour table holds for `ip`, if any. */
 async function clientNeighbour(dataplane: NetnsDataplane, namespace: string, ip: string): Promise<string> {
@@ -105,46 +58,24 @@ describe('handing an IP back in network namespaces', {
       server = await startApiServer({ bookmarkIntervalMs: 60_000 });
       const kubeconfigPath = server.kubeconfigPath;
       const core = kubeConfigFor(kubeconfigPath).makeApiClient(CoreV1Api);
-      for (const index of [0, 1, 2]) {
-        const node = await dataplane.addNode(index);
-        await core.createNode({
-          body: {
-            metadata: { name: nodeName(node) },
-            status: {
-              conditions: [{ type: 'Ready', status: 'True' }],
-              addresses: [{ type: 'InternalIP', address: node.lanAddress }],
-            },
-          },
-        });
-      }
-      const client = await dataplane.addClient(0);
-      await dataplane.ip.inNamespace(client.namespace, ['route', 'add', LB_POOL, 'dev', 'lan0']);
+      const client = await addAnnouncementLan(dataplane, core, 3, LB_POOL);
       await Promise.all(
         dataplane.nodes.map(async (node) => {
-          announcers.set(nodeName(node), await startAnnouncer(kubeconfigPath, node));
+          announcers.set(l2NodeName(node), await startAnnouncer(kubeconfigPath, node));
         }),
       );
       const [first] = preferenceOrder(
-        dataplane.nodes.map((node) => nodeName(node)),
+        dataplane.nodes.map((node) => l2NodeName(node)),
         LB_IP,
       ) as [string];
-      const firstNode = dataplane.nodes.find((node) => nodeName(node) === first)!;
+      const firstNode = dataplane.nodes.find((node) => l2NodeName(node) === first)!;
 
-      await core.createNamespacedService({
-        namespace: 'default',
-        body: { metadata: { name: 'web' }, spec: { type: 'LoadBalancer', ports: [{ port: 80 }] } },
-      });
-      const created = await core.readNamespacedService({ namespace: 'default', name: 'web' });
-      await core.replaceNamespacedServiceStatus({
-        namespace: 'default',
-        name: 'web',
-        body: { ...created, status: { loadBalancer: { ingress: [{ ip: LB_IP, ipMode: 'VIP' }] } } },
-      });
+      await publishLoadBalancerIP(core, { ip: LB_IP });
       await waitUntil(`${first} carrying ${LB_IP}`, 10_000, async () => {
-        return (await carriers(dataplane, LB_IP)).join() === first;
+        return (await lanCarriers(dataplane, LB_IP)).join() === first;
       });
       sampler = (async () => {
-        while (sampling) samples.push({ atMs: Date.now(), carriers: await carriers(dataplane, LB_IP) });
+        while (sampling) samples.push({ atMs: Date.now(), carriers: await lanCarriers(dataplane, LB_IP) });
       })();
       // One datagram gives the client a neighbour entry for the IP, which later takeovers must update.
       await dataplane.ip.inNamespace(client.namespace, ['route', 'get', LB_IP]);
@@ -160,14 +91,14 @@ describe('handing an IP back in network namespaces', {
       announcers.get(first)!.kill('SIGKILL');
       let second = '';
       const failoverMs = await waitUntil('another node taking the IP over', 10_000, async () => {
-        const now = await carriers(dataplane, LB_IP);
+        const now = await lanCarriers(dataplane, LB_IP);
         second = now[0] ?? '';
         return now.length === 1 && second !== first;
       });
       // The killed agent renewed nothing since the takeover: the IP must stay where it is.
       await sleep(3_000);
       assert.deepEqual(
-        await carriers(dataplane, LB_IP),
+        await lanCarriers(dataplane, LB_IP),
         [second],
         'no flapping while the first choice is dead',
       );
@@ -175,9 +106,9 @@ describe('handing an IP back in network namespaces', {
       const restartedAt = Date.now();
       announcers.set(first, await startAnnouncer(kubeconfigPath, firstNode));
       const backMs = await waitUntil(`${LB_IP} back on ${first}`, 10_000, async () => {
-        return (await carriers(dataplane, LB_IP)).join() === first;
+        return (await lanCarriers(dataplane, LB_IP)).join() === first;
       });
-      const firstMac = await lanMac(dataplane, firstNode.namespace);
+      const firstMac = await lanMac(dataplane, firstNode);
       await waitUntil("the client's neighbour entry moved back by gratuitous ARP", 3_000, async () => {
         return (await clientNeighbour(dataplane, client.namespace, LB_IP)) === firstMac;
       });

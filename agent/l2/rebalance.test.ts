@@ -14,6 +14,7 @@ import { l2LeaseName, preferenceOrder } from './eligibility.ts';
 import { type L2Announcement, startL2Announcement } from './l2-announcement.ts';
 import type { NodePresence } from './presence.ts';
 import { type HandoffInput, handoffTarget } from './rebalance.ts';
+import { publishLoadBalancerIP } from './testing.ts';
 
 function presence(seen: Record<string, number>, ttlMs = 10_000): NodePresence {
   return {
@@ -174,16 +175,7 @@ describe('handing an IP back to its preferred node, against the local API server
     const ip = '198.18.200.30';
     const [first, second] = preferenceOrder(nodeNames, ip) as [string, string, string];
     for (const name of nodeNames) await startAgent(name);
-    await core.createNamespacedService({
-      namespace: 'default',
-      body: { metadata: { name: 'web' }, spec: { type: 'LoadBalancer', ports: [{ port: 80 }] } },
-    });
-    const created = await core.readNamespacedService({ namespace: 'default', name: 'web' });
-    await core.replaceNamespacedServiceStatus({
-      namespace: 'default',
-      name: 'web',
-      body: { ...created, status: { loadBalancer: { ingress: [{ ip, ipMode: 'VIP' }] } } },
-    });
+    await publishLoadBalancerIP(core, { ip });
     await waitFor(() => lan.holders(ip).join() === first, `${first} announcing ${ip}`);
 
     await setReady(first, false);

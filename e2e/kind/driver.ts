@@ -12,6 +12,7 @@ import {
   SCENARIO_NAMESPACE,
   type ScenarioDriver,
   type ScenarioNode,
+  scenarioKubectlArgs,
 } from '../scenarios/driver.ts';
 import type { KindCluster } from './cluster.ts';
 import { mustRun, runCommand } from './cluster.ts';
@@ -38,14 +39,12 @@ export class KindScenarioDriver implements ScenarioDriver {
 
   /** Creates or updates the objects in a YAML or JSON stream (`kubectl apply`). */
   async apply(manifests: string, namespace = SCENARIO_NAMESPACE): Promise<void> {
-    await this.cluster.kubectl(['apply', '-n', namespace, '-f', '-'], { input: manifests });
+    await this.cluster.kubectl(scenarioKubectlArgs.apply(namespace), { input: manifests });
   }
 
   /** Deletes the objects in a YAML stream and waits until they are gone. */
   async delete(manifests: string, namespace = SCENARIO_NAMESPACE): Promise<void> {
-    await this.cluster.kubectl(['delete', '-n', namespace, '--ignore-not-found', '--wait', '-f', '-'], {
-      input: manifests,
-    });
+    await this.cluster.kubectl(scenarioKubectlArgs.delete(namespace), { input: manifests });
   }
 
   /**
@@ -58,19 +57,12 @@ export class KindScenarioDriver implements ScenarioDriver {
     timeoutSeconds = 120,
     namespace = SCENARIO_NAMESPACE,
   ): Promise<void> {
-    await this.cluster.kubectl([
-      'wait',
-      '-n',
-      namespace,
-      resource,
-      `--for=${condition}`,
-      `--timeout=${timeoutSeconds}s`,
-    ]);
+    await this.cluster.kubectl(scenarioKubectlArgs.wait(resource, condition, timeoutSeconds, namespace));
   }
 
   /** Reads one field of an object with a JSONPath expression. */
   async read(resource: string, jsonPath: string, namespace = SCENARIO_NAMESPACE): Promise<string> {
-    return this.cluster.kubectl(['get', '-n', namespace, resource, '-o', `jsonpath=${jsonPath}`]);
+    return this.cluster.kubectl(scenarioKubectlArgs.read(resource, jsonPath, namespace));
   }
 
   /** Starts the client pod (idempotent) and waits until it runs. */

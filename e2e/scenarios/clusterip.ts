@@ -16,11 +16,7 @@ import {
   waitUntilClientReaches,
 } from './demo.ts';
 import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver } from './driver.ts';
-import { eventually, manifestList, mentionsAddress, rulesOfEveryNode } from './service-checks.ts';
-
-function serviceManifest(name: string, spec: Record<string, unknown>): string {
-  return manifestList([{ apiVersion: 'v1', kind: 'Service', metadata: { name }, spec }]);
-}
+import { eventually, mentionsAddress, rulesOfEveryNode, serviceManifest } from './service-checks.ts';
 
 async function clusterIpOf(driver: ScenarioDriver, service: string): Promise<string> {
   return eventually(`a ClusterIP for service/${service}`, async () => {

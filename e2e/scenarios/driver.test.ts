@@ -4,7 +4,13 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { CURL_STATUS_WRITE_OUT, parseCurlOutput, READINESS_FILE_PATH, webContainer } from './driver.ts';
+import {
+  CURL_STATUS_WRITE_OUT,
+  parseCurlOutput,
+  READINESS_FILE_PATH,
+  scenarioKubectlArgs,
+  webContainer,
+} from './driver.ts';
 
 function curl(url: string): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
@@ -76,5 +82,36 @@ describe('webContainer', () => {
     assert.equal(container.readinessProbe.httpGet.path, file);
     assert.equal(container.readinessProbe.httpGet.port, 80);
     assert.match(container.args[0] ?? '', new RegExp(`cd ${directory} .*touch ${file.slice(1)} `));
+  });
+});
+
+describe('scenarioKubectlArgs', () => {
+  test('every operation names its namespace; manifests come from stdin', () => {
+    assert.deepEqual(scenarioKubectlArgs.apply('ns'), ['apply', '-n', 'ns', '-f', '-']);
+    assert.deepEqual(scenarioKubectlArgs.delete('ns'), [
+      'delete',
+      '-n',
+      'ns',
+      '--ignore-not-found',
+      '--wait',
+      '-f',
+      '-',
+    ]);
+    assert.deepEqual(scenarioKubectlArgs.wait('pod/client', 'condition=Ready', 60, 'ns'), [
+      'wait',
+      '-n',
+      'ns',
+      'pod/client',
+      '--for=condition=Ready',
+      '--timeout=60s',
+    ]);
+    assert.deepEqual(scenarioKubectlArgs.read('service/web', '{.spec.clusterIP}', 'ns'), [
+      'get',
+      '-n',
+      'ns',
+      'service/web',
+      '-o',
+      'jsonpath={.spec.clusterIP}',
+    ]);
   });
 });

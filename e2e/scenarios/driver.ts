@@ -78,6 +78,25 @@ export function webContainer(name = 'web'): Record<string, unknown> {
   };
 }
 
+/**
+ * The kubectl arguments of the {@link ScenarioDriver} operations that are plain kubectl on every
+ * driver (manifests go in on stdin), so drivers differ only in how they run kubectl.
+ */
+export const scenarioKubectlArgs = {
+  apply(namespace: string): string[] {
+    return ['apply', '-n', namespace, '-f', '-'];
+  },
+  delete(namespace: string): string[] {
+    return ['delete', '-n', namespace, '--ignore-not-found', '--wait', '-f', '-'];
+  },
+  wait(resource: string, condition: string, timeoutSeconds: number, namespace: string): string[] {
+    return ['wait', '-n', namespace, resource, `--for=${condition}`, `--timeout=${timeoutSeconds}s`];
+  },
+  read(resource: string, jsonPath: string, namespace: string): string[] {
+    return ['get', '-n', namespace, resource, '-o', `jsonpath=${jsonPath}`];
+  },
+};
+
 /** The operations a scenario runs against a cluster with Portico installed, for one proxy mode. */
 export interface ScenarioDriver {
   readonly driverName: DriverName;

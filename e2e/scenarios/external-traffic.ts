@@ -24,8 +24,15 @@ import {
   waitUntilClientReaches,
   waitUntilOutsideReaches,
 } from './demo.ts';
-import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver, webContainer } from './driver.ts';
-import { eventually, hostInBody, manifestList } from './service-checks.ts';
+import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver } from './driver.ts';
+import {
+  eventually,
+  hostInBody,
+  manifestList,
+  serviceManifest,
+  serviceObject,
+  webPod,
+} from './service-checks.ts';
 
 /** A class no controller implements, so the scenario owns the Service's status. */
 const FOREIGN_LOAD_BALANCER_CLASS = 'example.com/not-a-controller';
@@ -48,10 +55,6 @@ async function setIngress(driver: ScenarioDriver, service: string, ip: string): 
     '-p',
     JSON.stringify({ status: { loadBalancer: { ingress: [{ ip }] } } }),
   ]);
-}
-
-function serviceManifest(name: string, spec: Record<string, unknown>): string {
-  return manifestList([{ apiVersion: 'v1', kind: 'Service', metadata: { name }, spec }]);
 }
 
 /** The NodePort example (seed 003) asks for node port 30080; here it selects the demo's pods. */
@@ -127,24 +130,14 @@ export const externalTrafficPolicyLocalScenario: Scenario = {
     assert.ok(nodes.length >= 2, `needs two nodes, the cluster has ${nodes.length}`);
     const home = nodes.at(-1);
     assert.ok(home !== undefined);
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'local-only', labels: { app: 'local-only' } },
-      spec: { nodeName: home.name, terminationGracePeriodSeconds: 0, containers: [webContainer()] },
-    };
-    const service = {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'local-only' },
-      spec: {
-        type: 'LoadBalancer',
-        loadBalancerClass: FOREIGN_LOAD_BALANCER_CLASS,
-        externalTrafficPolicy: 'Local',
-        selector: { app: 'local-only' },
-        ports: [{ name: 'http', port: 80, targetPort: 80 }],
-      },
-    };
+    const pod = webPod('local-only', 'local-only', { nodeName: home.name });
+    const service = serviceObject('local-only', {
+      type: 'LoadBalancer',
+      loadBalancerClass: FOREIGN_LOAD_BALANCER_CLASS,
+      externalTrafficPolicy: 'Local',
+      selector: { app: 'local-only' },
+      ports: [{ name: 'http', port: 80, targetPort: 80 }],
+    });
     const manifest = manifestList([pod, service]);
     await driver.apply(manifest);
     try {

@@ -5,7 +5,7 @@
  * pod IPs and each `<hostname>.<service>` name with its pod's IP, from Portico's slices.
  */
 import assert from 'node:assert/strict';
-import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver, webContainer } from './driver.ts';
+import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver } from './driver.ts';
 import {
   eventually,
   manifestList,
@@ -13,8 +13,10 @@ import {
   nslookupAddresses,
   podAddresses,
   rulesOfEveryNode,
+  serviceObject,
   sliceEndpoints,
   waitUntilAgentsCaughtUp,
+  webPod,
 } from './service-checks.ts';
 
 const SERVICE = 'headless-web';
@@ -22,27 +24,12 @@ const POD_NAMES = ['headless-web-0', 'headless-web-1'];
 
 function manifests(): string {
   return manifestList([
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: SERVICE },
-      spec: {
-        clusterIP: 'None',
-        selector: { app: SERVICE },
-        ports: [{ name: 'http', port: 80, targetPort: 'http' }],
-      },
-    },
-    ...POD_NAMES.map((name) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, labels: { app: SERVICE } },
-      spec: {
-        hostname: name,
-        subdomain: SERVICE,
-        terminationGracePeriodSeconds: 0,
-        containers: [webContainer()],
-      },
-    })),
+    serviceObject(SERVICE, {
+      clusterIP: 'None',
+      selector: { app: SERVICE },
+      ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+    }),
+    ...POD_NAMES.map((name) => webPod(name, SERVICE, { hostname: name, subdomain: SERVICE })),
   ]);
 }
 

@@ -15,8 +15,16 @@ import {
   LOAD_BALANCER_IP_POOL_KIND,
   LOAD_BALANCER_IP_POOL_PLURAL,
 } from '../../api/loadbalancerippool.ts';
-import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver, webContainer } from './driver.ts';
-import { eventually, hostInBody, ipv4InRange, manifestList, podAddresses } from './service-checks.ts';
+import { SCENARIO_NAMESPACE, type Scenario, type ScenarioDriver } from './driver.ts';
+import {
+  eventually,
+  hostInBody,
+  ipv4InRange,
+  manifestList,
+  podAddresses,
+  serviceManifest,
+  webDeployment,
+} from './service-checks.ts';
 
 const APP = 'lb-web';
 const POOL = 'portico-e2e-lb-pool';
@@ -45,37 +53,16 @@ function poolManifest(range: string): string {
   ]);
 }
 
-function serviceManifest(): string {
-  return manifestList([
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: APP },
-      spec: {
-        type: 'LoadBalancer',
-        selector: { app: APP },
-        ports: [{ name: 'http', port: 80, targetPort: 'http' }],
-      },
-    },
-  ]);
+function lbServiceManifest(): string {
+  return serviceManifest(APP, {
+    type: 'LoadBalancer',
+    selector: { app: APP },
+    ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+  });
 }
 
 function deploymentManifest(): string {
-  return manifestList([
-    {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: APP },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: APP } },
-        template: {
-          metadata: { labels: { app: APP } },
-          spec: { terminationGracePeriodSeconds: 0, containers: [webContainer()] },
-        },
-      },
-    },
-  ]);
+  return manifestList([webDeployment(APP, 2)]);
 }
 
 /** The EXTERNAL-IP cell of the Service's row in `kubectl get svc`. */
@@ -97,7 +84,7 @@ export const loadBalancerPoolScenario: Scenario = {
   async run(driver) {
     const range = await driver.loadBalancerRange();
     const pool = poolManifest(range);
-    const service = serviceManifest();
+    const service = lbServiceManifest();
     const deployment = deploymentManifest();
     try {
       await driver.apply(pool);

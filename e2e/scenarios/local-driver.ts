@@ -26,6 +26,7 @@ import {
   SCENARIO_NAMESPACE,
   type ScenarioDriver,
   type ScenarioNode,
+  scenarioKubectlArgs,
 } from './driver.ts';
 
 /** The first three octets of {@link LOCAL_L2_POOL_CIDR}, a /24. */
@@ -225,11 +226,11 @@ export class LocalScenarioDriver implements ScenarioDriver {
   }
 
   async apply(manifests: string, namespace = SCENARIO_NAMESPACE): Promise<void> {
-    await this.kubectl(['apply', '-n', namespace, '-f', '-'], manifests);
+    await this.kubectl(scenarioKubectlArgs.apply(namespace), manifests);
   }
 
   async delete(manifests: string, namespace = SCENARIO_NAMESPACE): Promise<void> {
-    await this.kubectl(['delete', '-n', namespace, '--ignore-not-found', '--wait', '-f', '-'], manifests);
+    await this.kubectl(scenarioKubectlArgs.delete(namespace), manifests);
   }
 
   async waitFor(
@@ -238,18 +239,11 @@ export class LocalScenarioDriver implements ScenarioDriver {
     timeoutSeconds = 60,
     namespace = SCENARIO_NAMESPACE,
   ): Promise<void> {
-    await this.kubectl([
-      'wait',
-      '-n',
-      namespace,
-      resource,
-      `--for=${condition}`,
-      `--timeout=${timeoutSeconds}s`,
-    ]);
+    await this.kubectl(scenarioKubectlArgs.wait(resource, condition, timeoutSeconds, namespace));
   }
 
   async read(resource: string, jsonPath: string, namespace = SCENARIO_NAMESPACE): Promise<string> {
-    return this.kubectl(['get', '-n', namespace, resource, '-o', `jsonpath=${jsonPath}`]);
+    return this.kubectl(scenarioKubectlArgs.read(resource, jsonPath, namespace));
   }
 
   /** Creates the client pod (its containers serve nothing the scenarios use) and waits until it is Ready. */

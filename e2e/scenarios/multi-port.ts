@@ -12,6 +12,7 @@ import {
   hostsAnsweringInCluster,
   manifestList,
   podAddresses,
+  serviceObject,
   sliceEndpoints,
 } from './service-checks.ts';
 
@@ -40,18 +41,13 @@ function portServer(container: string, portName: string, port: number): Record<s
 
 function manifests(): string {
   return manifestList([
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: SERVICE },
-      spec: {
-        selector: { app: SERVICE },
-        ports: [
-          { name: 'http', protocol: 'TCP', port: 80, targetPort: 'web' },
-          { name: 'admin', protocol: 'TCP', port: 8080, targetPort: 'admin' },
-        ],
-      },
-    },
+    serviceObject(SERVICE, {
+      selector: { app: SERVICE },
+      ports: [
+        { name: 'http', protocol: 'TCP', port: 80, targetPort: 'web' },
+        { name: 'admin', protocol: 'TCP', port: 8080, targetPort: 'admin' },
+      ],
+    }),
     ...PODS.map((pod) => ({
       apiVersion: 'v1',
       kind: 'Pod',

@@ -5,7 +5,7 @@
  * again the endpoint turns ready and requests reach the pod again.
  */
 import assert from 'node:assert/strict';
-import { type Scenario, type ScenarioDriver, webContainer } from './driver.ts';
+import type { Scenario, ScenarioDriver } from './driver.ts';
 import {
   eventually,
   hostsAnsweringInCluster,
@@ -13,7 +13,9 @@ import {
   mentionsAddress,
   podAddresses,
   rulesOfEveryNode,
+  serviceObject,
   sliceEndpoints,
+  webDeployment,
 } from './service-checks.ts';
 
 const APP = 'probe-web';
@@ -21,25 +23,8 @@ const REPLICAS = 3;
 
 function manifests(): string {
   return manifestList([
-    {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: APP },
-      spec: {
-        replicas: REPLICAS,
-        selector: { matchLabels: { app: APP } },
-        template: {
-          metadata: { labels: { app: APP } },
-          spec: { terminationGracePeriodSeconds: 0, containers: [webContainer()] },
-        },
-      },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: APP },
-      spec: { selector: { app: APP }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
-    },
+    webDeployment(APP, REPLICAS),
+    serviceObject(APP, { selector: { app: APP }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] }),
   ]);
 }
 

@@ -11,13 +11,15 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { MANAGED_BY_ENDPOINTSLICE_MIRRORING_CONTROLLER } from '../../api/labels.ts';
-import { type Scenario, webContainer } from './driver.ts';
+import type { Scenario } from './driver.ts';
 import {
   eventually,
   hostsAnsweringInCluster,
   manifestList,
   podAddresses,
+  serviceObject,
   sliceEndpoints,
+  webPod,
 } from './service-checks.ts';
 
 const example = new URL('../../examples/selectorless-service/', import.meta.url);
@@ -42,25 +44,13 @@ async function exampleManifests(): Promise<{ objects: string; service: string }>
 }
 
 function backendPod(): string {
-  return manifestList([
-    {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: BACKEND_POD, labels: { app: BACKEND_POD } },
-      spec: { terminationGracePeriodSeconds: 0, containers: [webContainer()] },
-    },
-  ]);
+  return manifestList([webPod(BACKEND_POD, BACKEND_POD)]);
 }
 
 /** A selector-less Service and the Endpoints naming the backend pod by IP, as a user writes them. */
 function variantManifests(backendIp: string): string {
   return manifestList([
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: SERVICE },
-      spec: { ports: [{ name: 'http', protocol: 'TCP', port: 8080, targetPort: 80 }] },
-    },
+    serviceObject(SERVICE, { ports: [{ name: 'http', protocol: 'TCP', port: 8080, targetPort: 80 }] }),
     {
       apiVersion: 'v1',
       kind: 'Endpoints',

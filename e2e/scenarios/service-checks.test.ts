@@ -7,6 +7,9 @@ import {
   manifestList,
   mentionsAddress,
   nslookupAddresses,
+  serviceManifest,
+  webDeployment,
+  webPod,
 } from './service-checks.ts';
 
 describe('eventually', () => {
@@ -119,5 +122,43 @@ describe('manifestList', () => {
       kind: 'List',
       items: [{ kind: 'Service' }],
     });
+  });
+});
+
+describe('manifest builders', () => {
+  test('serviceManifest lists one v1 Service with the spec as given', () => {
+    const spec = { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] };
+    assert.deepEqual(JSON.parse(serviceManifest('web', spec)).items, [
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec },
+    ]);
+  });
+
+  test('webPod keeps the extra spec fields and carries the app label', () => {
+    const pod = webPod('web-0', 'web', { nodeName: 'node-1' }) as {
+      metadata: { labels: Record<string, string> };
+      spec: { nodeName?: string; terminationGracePeriodSeconds: number; containers: { name: string }[] };
+    };
+    assert.deepEqual(pod.metadata.labels, { app: 'web' });
+    assert.equal(pod.spec.nodeName, 'node-1');
+    assert.equal(pod.spec.terminationGracePeriodSeconds, 0);
+    assert.deepEqual(
+      pod.spec.containers.map((container) => container.name),
+      ['web'],
+    );
+  });
+
+  test("webDeployment's selector matches its pods' labels", () => {
+    const deployment = webDeployment('web', 3) as {
+      metadata: { name: string };
+      spec: {
+        replicas: number;
+        selector: { matchLabels: Record<string, string> };
+        template: { metadata: { labels: Record<string, string> } };
+      };
+    };
+    assert.equal(deployment.metadata.name, 'web');
+    assert.equal(deployment.spec.replicas, 3);
+    assert.deepEqual(deployment.spec.selector.matchLabels, { app: 'web' });
+    assert.deepEqual(deployment.spec.template.metadata.labels, deployment.spec.selector.matchLabels);
   });
 });

@@ -1,10 +1,11 @@
 /**
  * Checks the Service scenarios (headless, ExternalName, selector-less, multi-port, probe failure,
- * LoadBalancer) share, written only on {@link ScenarioDriver} so they run on every driver.
+ * LoadBalancer) share, written only on {@link ScenarioDriver} so they run on every driver, and the
+ * Service, pod and Deployment manifests they build.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ScenarioDriver } from './driver.ts';
+import { type ScenarioDriver, webContainer } from './driver.ts';
 
 /** Label naming the Service an EndpointSlice belongs to (upstream `discovery.k8s.io/v1`). */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -46,6 +47,51 @@ export function hostInBody(body: string): string | undefined {
 /** JSON for `driver.apply`, which takes YAML or JSON streams. */
 export function manifestList(objects: readonly unknown[]): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
+}
+
+/** A Service named `name` with `spec` as given. */
+export function serviceObject(name: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec };
+}
+
+/** {@link serviceObject} alone, ready for `driver.apply`. */
+export function serviceManifest(name: string, spec: Record<string, unknown>): string {
+  return manifestList([serviceObject(name, spec)]);
+}
+
+/**
+ * A pod named `name` labelled `app: <app>` running the demo web container; `spec` adds fields such
+ * as `nodeName` or `hostname`. No termination grace period, so deleting a scenario's objects never
+ * waits the default 30 s.
+ */
+export function webPod(
+  name: string,
+  app: string,
+  spec: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels: { app } },
+    spec: { ...spec, terminationGracePeriodSeconds: 0, containers: [webContainer()] },
+  };
+}
+
+/** A Deployment named `app` of `replicas` demo web pods labelled `app: <app>`. */
+export function webDeployment(app: string, replicas: number): Record<string, unknown> {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: app },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app } },
+      template: {
+        metadata: { labels: { app } },
+        spec: { terminationGracePeriodSeconds: 0, containers: [webContainer()] },
+      },
+    },
+  };
 }
 
 /**
@@ -169,14 +215,7 @@ const CAUGHT_UP_MARKER = 'zz-agents-caught-up';
  */
 export async function waitUntilAgentsCaughtUp(driver: ScenarioDriver): Promise<void> {
   const marker = CAUGHT_UP_MARKER;
-  const manifest = manifestList([
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: marker },
-      spec: { ports: [{ name: 'http', port: 80, targetPort: 80 }] },
-    },
-  ]);
+  const manifest = serviceManifest(marker, { ports: [{ name: 'http', port: 80, targetPort: 80 }] });
   await driver.apply(manifest);
   try {
     const clusterIp = await eventually(`a ClusterIP for service/${marker}`, async () => {

@@ -4,17 +4,11 @@
  * controller-manager feeds it, and driven with the real kubectl.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
-import {
-  AdmissionregistrationV1Api,
-  ApiextensionsV1Api,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiextensionsV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import {
   LOAD_BALANCER_IP_POOL_CRD,
   LOAD_BALANCER_IP_POOL_PLURAL,
@@ -25,28 +19,22 @@ import {
 import { Informer } from '../../controllers/runtime/informer.ts';
 import { kubeConfigFor, startTestApiServer, testLogger } from '../../controllers/runtime/testing/harness.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
-import { createCertificateAuthority, issueServingCertificate } from '../certificates.ts';
-import { webhookConfigurations } from '../configurations.ts';
 import { poolRoutes } from '../routes.ts';
 import { WebhookServer } from '../server.ts';
-
-const run = promisify(execFile);
+import {
+  type KubectlResult,
+  kubectlWith,
+  loopbackServingCertificate,
+  registerLoopbackWebhooks,
+} from '../testing/apiserver.ts';
 
 let apiServer: ApiServer;
 let webhookServer: WebhookServer;
 let pools: Informer<LoadBalancerIPPool>;
 let directory: string;
 
-async function kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('/usr/bin/kubectl', args, {
-      env: { ...process.env, KUBECONFIG: apiServer.kubeconfigPath },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function kubectl(...args: string[]): Promise<KubectlResult> {
+  return kubectlWith(apiServer.kubeconfigPath, args);
 }
 
 async function applyPool(name: string, addresses: readonly string[]) {
@@ -74,10 +62,10 @@ before(async () => {
   });
   pools.start();
   await pools.waitForSync();
-  const ca = await createCertificateAuthority(directory, 'portico-pool-webhook-test-ca');
-  const certFile = join(directory, 'tls.crt');
-  const keyFile = join(directory, 'tls.key');
-  await issueServingCertificate(ca, 'portico-webhook', ['IP:127.0.0.1'], certFile, keyFile);
+  const { ca, certFile, keyFile } = await loopbackServingCertificate(
+    directory,
+    'portico-pool-webhook-test-ca',
+  );
   webhookServer = new WebhookServer({
     address: { host: '127.0.0.1', port: 0 },
     certFile,
@@ -87,18 +75,10 @@ before(async () => {
   });
   webhookServer.addRoutes(poolRoutes(pools));
   await webhookServer.start();
-  const { validating } = webhookConfigurations(
-    'portico',
-    { url: `https://127.0.0.1:${webhookServer.address().port}` },
-    ca.caPem,
-  );
   // Only the pool webhook: this server serves no Service routes.
-  validating.webhooks = validating.webhooks?.filter(
-    (webhook) => webhook.name === 'loadbalancerippools.portico.dev',
-  );
-  await kubeConfig
-    .makeApiClient(AdmissionregistrationV1Api)
-    .createValidatingWebhookConfiguration({ body: validating });
+  await registerLoopbackWebhooks(kubeConfig, webhookServer.address().port, ca.caPem, [
+    'loadbalancerippools.portico.dev',
+  ]);
 });
 
 after(async () => {

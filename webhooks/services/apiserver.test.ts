@@ -3,18 +3,11 @@
  * ValidatingWebhookConfiguration with url + caBundle), driven with the real kubectl.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
-import {
-  AdmissionregistrationV1Api,
-  CoreV1Api,
-  type KubeConfig,
-  type V1Service,
-} from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Service } from '@kubernetes/client-node';
 import { allocationConfigMapName } from '../../api/allocation.ts';
 import type { Informer } from '../../controllers/runtime/informer.ts';
 import { kubeJsonClient } from '../../controllers/runtime/kube.ts';
@@ -25,16 +18,19 @@ import {
   waitFor,
 } from '../../controllers/runtime/testing/harness.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
-import { createCertificateAuthority, issueServingCertificate } from '../certificates.ts';
-import { webhookConfigurations } from '../configurations.ts';
 import type { WebhookServer } from '../server.ts';
+import {
+  type KubectlResult,
+  kubectlWith,
+  loopbackServingCertificate,
+  registerLoopbackWebhooks,
+} from '../testing/apiserver.ts';
 import {
   indexedServicesInformer,
   loopbackWebhookServer,
   testServiceAllocators,
 } from '../testing/services.ts';
 
-const run = promisify(execFile);
 const namespace = 'portico-system';
 const examples = new URL('../../examples/', import.meta.url).pathname;
 
@@ -45,16 +41,8 @@ let webhookServer: WebhookServer;
 let services: Informer<V1Service>;
 let directory: string;
 
-async function kubectl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('/usr/bin/kubectl', args, {
-      env: { ...process.env, KUBECONFIG: apiServer.kubeconfigPath },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function kubectl(...args: string[]): Promise<KubectlResult> {
+  return kubectlWith(apiServer.kubeconfigPath, args);
 }
 
 async function applyManifest(name: string, manifest: string, ...flags: string[]) {
@@ -74,10 +62,7 @@ before(async () => {
   kubeConfig = kubeConfigFor(apiServer.kubeconfigPath);
   core = kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
-  const ca = await createCertificateAuthority(directory, 'portico-webhook-test-ca');
-  const certFile = join(directory, 'tls.crt');
-  const keyFile = join(directory, 'tls.key');
-  await issueServingCertificate(ca, 'portico-webhook', ['IP:127.0.0.1'], certFile, keyFile);
+  const { ca, certFile, keyFile } = await loopbackServingCertificate(directory, 'portico-webhook-test-ca');
   const logger = testLogger();
   const allocators = testServiceAllocators(kubeJsonClient(kubeConfig), namespace);
   services = indexedServicesInformer(kubeConfig, logger);
@@ -85,14 +70,7 @@ before(async () => {
   await services.waitForSync();
   webhookServer = loopbackWebhookServer({ allocators, services, certFile, keyFile, logger });
   await webhookServer.start();
-  const { mutating, validating } = webhookConfigurations(
-    'portico',
-    { url: `https://127.0.0.1:${webhookServer.address().port}` },
-    ca.caPem,
-  );
-  const admission = kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-  await admission.createMutatingWebhookConfiguration({ body: mutating });
-  await admission.createValidatingWebhookConfiguration({ body: validating });
+  await registerLoopbackWebhooks(kubeConfig, webhookServer.address().port, ca.caPem);
 });
 
 after(async () => {

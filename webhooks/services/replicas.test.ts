@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AdmissionregistrationV1Api, CoreV1Api, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Service } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
 import { AllocatorRepairController } from '../../controllers/allocator-repair/controller.ts';
 import { describeError, kubeJsonClient } from '../../controllers/runtime/kube.ts';
@@ -22,8 +22,7 @@ import {
   waitFor,
 } from '../../controllers/runtime/testing/harness.ts';
 import type { ApiServer } from '../../e2e/apiserver/index.ts';
-import { createCertificateAuthority, issueServingCertificate } from '../certificates.ts';
-import { webhookConfigurations } from '../configurations.ts';
+import { loopbackServingCertificate, registerLoopbackWebhooks } from '../testing/apiserver.ts';
 import { RoundRobinProxy } from '../testing/round-robin-proxy.ts';
 import { indexedServicesInformer, testServiceAllocators } from '../testing/services.ts';
 import type { ServiceAllocators } from './allocators.ts';
@@ -104,20 +103,12 @@ before(async () => {
   const kubeConfig = kubeConfigFor(apiServer.kubeconfigPath);
   core = kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace } } });
-  const ca = await createCertificateAuthority(directory, 'portico-replicas-ca');
-  certFile = join(directory, 'tls.crt');
-  keyFile = join(directory, 'tls.key');
-  await issueServingCertificate(ca, 'portico-webhook', ['IP:127.0.0.1'], certFile, keyFile);
+  const certificate = await loopbackServingCertificate(directory, 'portico-replicas-ca');
+  certFile = certificate.certFile;
+  keyFile = certificate.keyFile;
   for (let i = 0; i < 3; i++) replicas.push(await startReplica());
   proxy = await RoundRobinProxy.start(replicas.map((replica) => replica.port));
-  const { mutating, validating } = webhookConfigurations(
-    'portico',
-    { url: `https://127.0.0.1:${proxy.port}` },
-    ca.caPem,
-  );
-  const admission = kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-  await admission.createMutatingWebhookConfiguration({ body: mutating });
-  await admission.createValidatingWebhookConfiguration({ body: validating });
+  await registerLoopbackWebhooks(kubeConfig, proxy.port, certificate.ca.caPem);
   allocators = testServiceAllocators(kubeJsonClient(kubeConfig), namespace);
 });
 
