@@ -5,7 +5,7 @@
  * match `PORTICO-SVC-NPX46M4PTMTKRN6Y` to kube-proxy's `KUBE-SVC-NPX46M4PTMTKRN6Y` at a glance;
  * the prefix alone keeps the names apart.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ServiceProtocol } from '../state/types.ts';
 
 /** nat and filter: dispatch on destination address and port. */
@@ -72,7 +72,8 @@ function base32Prefix16(bytes: Uint8Array): string {
 }
 
 function hash16(text: string): string {
-  return base32Prefix16(createHash('sha256').update(text).digest());
+  // The one-shot hash skips the Hash object: a full sync of 10,000 Services hashes 110,000 names.
+  return base32Prefix16(hash('sha256', text, 'buffer'));
 }
 
 /** Upstream's portProtoHash: the service port name and the lower-case protocol, concatenated. */
