@@ -371,13 +371,14 @@ function matches(match: Match, packet: TracePacket, state: PacketState): boolean
   }
 }
 
-function dnatPort(hostPort: string): number {
-  return Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
-}
-
-function dnatAddress(hostPort: string): string {
-  const address = hostPort.slice(0, hostPort.lastIndexOf(':'));
-  return address.startsWith('[') ? address.slice(1, -1) : address;
+/** Splits a DNAT target `address:port` (IPv6 as `[address]:port`) into its address and port. */
+export function splitHostPort(hostPort: string): { address: string; port: number } {
+  const colon = hostPort.lastIndexOf(':');
+  const address = hostPort.slice(0, colon);
+  return {
+    address: address.startsWith('[') ? address.slice(1, -1) : address,
+    port: Number(hostPort.slice(colon + 1)),
+  };
 }
 
 function walkChain(
@@ -425,11 +426,13 @@ function walkChain(
         if (rule.orMark !== null) state.mark |= rule.orMark;
         if (rule.xorMark !== null) state.mark ^= rule.xorMark;
         return walkFrom(index + 1, state, probability);
-      case 'DNAT':
+      case 'DNAT': {
+        const { address, port } = splitHostPort(rule.toDestination!);
         state.dnat = rule.toDestination;
-        state.destination = dnatAddress(rule.toDestination!);
-        state.port = dnatPort(rule.toDestination!);
+        state.destination = address;
+        state.port = port;
         return [{ probability, state, verdict: 'ACCEPT' }];
+      }
       case 'MASQUERADE':
         state.masquerade = true;
         return [{ probability, state, verdict: 'ACCEPT' }];

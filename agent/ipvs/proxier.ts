@@ -22,6 +22,7 @@ import {
   type KernelVirtualServer,
   planIpvs,
   renderIpvsRules,
+  serviceSpec,
   type VirtualServer,
   virtualServerKey,
 } from './render.ts';
@@ -200,7 +201,7 @@ export class IpvsProxier implements Proxier<IpvsAgentRuleset> {
     const listing = await this.#list();
     const deletions = [...listing.servers.values()]
       .filter((server) => addresses.has(server.address))
-      .map((server) => `-D ${protocolFlag(server.protocol)} ${joinHostPort(server.address, server.port)}`);
+      .map((server) => `-D ${serviceSpec(server)}`);
     if (deletions.length > 0) await this.#check('ipvsadm', ['--restore'], `${deletions.join('\n')}\n`);
     for (const jump of IPVS_JUMP_RULES) {
       const spec = ['-w', '-t', jump.table, '-D', jump.chain, ...jump.args];
@@ -318,8 +319,4 @@ export class IpvsProxier implements Proxier<IpvsAgentRuleset> {
     if (result.code !== 0) throw new IpvsCommandError(`${command} ${args.join(' ')}`, result);
     return result.stdout;
   }
-}
-
-function protocolFlag(protocol: ServiceProtocol): string {
-  return protocol === 'TCP' ? '-t' : protocol === 'UDP' ? '-u' : '--sctp-service';
 }

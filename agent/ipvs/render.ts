@@ -164,7 +164,8 @@ export interface IpvsPlan {
   readonly draining: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
-function serviceSpec(server: Pick<VirtualServer, 'protocol' | 'address' | 'port'>): string {
+/** A virtual server as `ipvsadm` arguments name it: `-t 10.0.0.1:80`, `-u [fd00::1]:53`. */
+export function serviceSpec(server: Pick<VirtualServer, 'protocol' | 'address' | 'port'>): string {
   return `${protocolFlag(server.protocol)} ${joinHostPort(server.address, server.port)}`;
 }
 

@@ -141,9 +141,16 @@ function endpointBase(port: ServicePortState, endpoint: EndpointState): string {
   return `${hash}-${serviceBase(port)}__${endpoint.ip.replaceAll(':', '.')}/${endpoint.port}`;
 }
 
+const AFFINITY_SET_PREFIX = 'affinity-';
+
 /** ClientIP affinity set of one endpoint: sources recently sent there. */
 export function affinitySetName(port: ServicePortState, endpoint: EndpointState): string {
-  return `affinity-${endpointBase(port, endpoint)}`;
+  return `${AFFINITY_SET_PREFIX}${endpointBase(port, endpoint)}`;
+}
+
+/** True for a set named by {@link affinitySetName}. */
+export function isAffinitySet(set: string): boolean {
+  return set.startsWith(AFFINITY_SET_PREFIX);
 }
 
 /**

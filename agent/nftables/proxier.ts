@@ -8,7 +8,14 @@
 import { type CommandResult, type CommandRunner, commandRunner } from '../iptables/proxier.ts';
 import type { Proxier, SyncScope } from '../proxier.ts';
 import type { DesiredState, IPFamily, NodeInfo } from '../state/types.ts';
-import { isServiceChain, SERVICE_IPS_MAP, SERVICES_CHAIN, TABLE_NAME, tableFamily } from './names.ts';
+import {
+  isAffinitySet,
+  isServiceChain,
+  SERVICE_IPS_MAP,
+  SERVICES_CHAIN,
+  TABLE_NAME,
+  tableFamily,
+} from './names.ts';
 import {
   DEFAULT_NFTABLES_RENDER_OPTIONS,
   type NftablesRenderOptions,
@@ -36,31 +43,37 @@ export interface NftablesProxierOptions {
   readonly render?: NftablesRenderOptions;
 }
 
-/** Per-service chains and affinity sets named in `nft -j list` output. */
-export function parseOwnedObjects(chainsJson: string, setsJson: string): Set<string> {
-  const owned = new Set<string>();
-  const entries = (text: string): unknown[] => {
-    const parsed: unknown = JSON.parse(text);
-    if (
-      typeof parsed !== 'object' ||
-      parsed === null ||
-      !('nftables' in parsed) ||
-      !Array.isArray(parsed.nftables)
-    )
-      throw new Error('nft -j output without an "nftables" array');
-    return parsed.nftables;
-  };
-  for (const entry of entries(chainsJson)) {
-    if (typeof entry !== 'object' || entry === null || !('chain' in entry)) continue;
-    const chain = entry.chain;
-    if (typeof chain === 'object' && chain !== null && 'name' in chain && typeof chain.name === 'string')
-      if (isServiceChain(chain.name)) owned.add(ownedChainKey(chain.name));
+/**
+ * The `chain` or `set` objects of one table in `nft -j list` output; output without an `nftables`
+ * array yields none.
+ */
+function objectsOfTable(json: string, kind: 'chain' | 'set', table: string): object[] {
+  const parsed: unknown = JSON.parse(json);
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    !('nftables' in parsed) ||
+    !Array.isArray(parsed.nftables)
+  )
+    return [];
+  const objects: object[] = [];
+  for (const entry of parsed.nftables as unknown[]) {
+    if (typeof entry !== 'object' || entry === null || !(kind in entry)) continue;
+    const value: unknown = (entry as Record<string, unknown>)[kind];
+    if (typeof value === 'object' && value !== null && 'table' in value && value.table === table)
+      objects.push(value);
   }
-  for (const entry of entries(setsJson)) {
-    if (typeof entry !== 'object' || entry === null || !('set' in entry)) continue;
-    const set = entry.set;
-    if (typeof set !== 'object' || set === null || !('name' in set) || typeof set.name !== 'string') continue;
-    if (!set.name.startsWith('affinity-')) continue;
+  return objects;
+}
+
+/** Keys of the per-service chains and affinity sets among a table's chain and set objects. */
+function ownedObjectKeys(chains: readonly object[], sets: readonly object[]): Set<string> {
+  const owned = new Set<string>();
+  for (const chain of chains)
+    if ('name' in chain && typeof chain.name === 'string' && isServiceChain(chain.name))
+      owned.add(ownedChainKey(chain.name));
+  for (const set of sets) {
+    if (!('name' in set) || typeof set.name !== 'string' || !isAffinitySet(set.name)) continue;
     const timeout = 'timeout' in set && typeof set.timeout === 'number' ? set.timeout : 0;
     owned.add(ownedSetKey(set.name, timeout));
   }
@@ -104,13 +117,10 @@ export class NftablesProxier implements Proxier<NftablesRuleset> {
     const [family, name] = this.#table.split(' ') as [string, string];
     const chains = await this.#run('nft', ['-j', 'list', 'chains', family]);
     if (chains.code !== 0) throw new NftCommandError('nft -j list chains', chains);
-    const tableChains = JSON.stringify({ nftables: this.#ofTable(chains.stdout, 'chain', name) });
+    const tableChains = objectsOfTable(chains.stdout, 'chain', name);
     const sets = await this.#run('nft', ['-j', '-t', 'list', 'sets', family]);
     if (sets.code !== 0) throw new NftCommandError('nft -j -t list sets', sets);
-    return parseOwnedObjects(
-      tableChains,
-      JSON.stringify({ nftables: this.#ofTable(sets.stdout, 'set', name) }),
-    );
+    return ownedObjectKeys(tableChains, objectsOfTable(sets.stdout, 'set', name));
   }
 
   /**
@@ -127,22 +137,6 @@ export class NftablesProxier implements Proxier<NftablesRuleset> {
   async cleanup(): Promise<void> {
     // add-then-delete in one transaction succeeds whether or not the table exists.
     await this.#check(['-f', '-'], `add table ${this.#table}\ndelete table ${this.#table}\n`);
-  }
-
-  #ofTable(json: string, kind: 'chain' | 'set', table: string): unknown[] {
-    const parsed: unknown = JSON.parse(json);
-    if (
-      typeof parsed !== 'object' ||
-      parsed === null ||
-      !('nftables' in parsed) ||
-      !Array.isArray(parsed.nftables)
-    )
-      return [];
-    return parsed.nftables.filter((entry: unknown) => {
-      if (typeof entry !== 'object' || entry === null || !(kind in entry)) return false;
-      const value: unknown = (entry as Record<string, unknown>)[kind];
-      return typeof value === 'object' && value !== null && 'table' in value && value.table === table;
-    });
   }
 
   async #check(args: readonly string[], input?: string): Promise<string> {

@@ -16,6 +16,7 @@ import {
   isLocal,
   outcome,
   type PacketState,
+  splitHostPort,
   type TraceOutcome,
   type TracePacket,
 } from '../iptables/trace.ts';
@@ -512,15 +513,6 @@ function matches(
     case 'numgen':
       return true;
   }
-}
-
-function splitHostPort(hostPort: string): { address: string; port: number } {
-  const colon = hostPort.lastIndexOf(':');
-  const address = hostPort.slice(0, colon);
-  return {
-    address: address.startsWith('[') ? address.slice(1, -1) : address,
-    port: Number(hostPort.slice(colon + 1)),
-  };
 }
 
 function walkChain(
