@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createEndpointControllers } from '../controllers/endpoint-controllers.ts';
 import { allEndpointInformers } from '../controllers/endpoint-informers.ts';
+import { podIP } from '../controllers/endpoint-test-cluster.ts';
 import { createLogger } from '../controllers/runtime/logging.ts';
 import { startApiServer } from '../e2e/apiserver/index.ts';
 import type { JsonObject } from '../e2e/apiserver/patch.ts';
@@ -98,10 +99,6 @@ function cpuSecondsSince(since: NodeJS.CpuUsage): number {
 
 function timestamp(secondsAgo: number): string {
   return new Date(Date.now() - secondsAgo * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function podIP(n: number): string {
-  return `198.${18 + ((n >> 16) & 1)}.${(n >> 8) & 255}.${n & 255}`;
 }
 
 /** A Deployment's pod as a kubelet-reported, Running and Ready object. */

@@ -114,7 +114,8 @@ export function rangeCapacity(range: AddressRange, avoidBuggyIPs: boolean): bigi
   return size - countResidue(range.first, range.last, 0n) - countResidue(range.first, range.last, 255n);
 }
 
-function rangesOverlap(a: AddressRange, b: AddressRange): boolean {
+/** True when the two ranges are of one family and share at least one address. */
+export function rangesOverlap(a: AddressRange, b: AddressRange): boolean {
   return a.family === b.family && a.first <= b.last && b.first <= a.last;
 }
 

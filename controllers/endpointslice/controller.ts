@@ -24,7 +24,7 @@ import { getOrCreateCounter, METRIC_PREFIX } from '../runtime/metrics.ts';
 import { topologyAnnotationEnabled } from './hints.ts';
 import { DEFAULT_MAX_ENDPOINTS_PER_SLICE, planEndpointSlices, validateMaxEndpointsPerSlice } from './plan.ts';
 import { serviceSelector } from './pods.ts';
-import { type ZoneCapacity, zoneCapacityOf } from './topology-hints.ts';
+import { type ZoneCapacity, zoneCapacityInputs, zoneCapacityOf } from './topology-hints.ts';
 import { TriggerTimeTracker } from './trigger-time.ts';
 import { EndpointSliceWriteTracker, serviceKeyOfSlice } from './write-tracker.ts';
 
@@ -228,21 +228,6 @@ export class EndpointSliceReconciler implements Reconciler {
   }
 }
 
-/**
- * What of a Node the `topology-mode: Auto` heuristic reads (upstream watches readiness and zone;
- * allocatable CPU and the control-plane labels count as well, since they change the shares too).
- */
-function topologyRelevantState(node: V1Node): string {
-  const labels = node.metadata?.labels ?? {};
-  return JSON.stringify([
-    node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status ?? '',
-    labels[LABEL_TOPOLOGY_ZONE] ?? '',
-    node.status?.allocatable?.['cpu'] ?? '',
-    'node-role.kubernetes.io/control-plane' in labels,
-    'node-role.kubernetes.io/master' in labels,
-  ]);
-}
-
 function zoneOf(node: V1Node): string | undefined {
   return node.metadata?.labels?.[LABEL_TOPOLOGY_ZONE];
 }
@@ -288,7 +273,7 @@ export function createEndpointSliceController(options: EndpointSliceControllerOp
       enqueuePodServices(serviceKeysWithPodsOnNode(informers, node.metadata?.name ?? ''));
     },
     onUpdate: (previous, node) => {
-      if (topologyRelevantState(previous) !== topologyRelevantState(node)) zoneCapacityChanged();
+      if (zoneCapacityInputs(previous) !== zoneCapacityInputs(node)) zoneCapacityChanged();
       if (zoneOf(previous) !== zoneOf(node))
         enqueuePodServices(serviceKeysWithPodsOnNode(informers, node.metadata?.name ?? ''));
     },

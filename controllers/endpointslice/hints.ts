@@ -15,7 +15,8 @@ export interface HintHeuristic {
   update(slice: V1EndpointSlice): void;
 }
 
-function isReady(endpoint: V1Endpoint): boolean {
+/** True for an endpoint consumers may route to; only those get hints. */
+export function isEndpointReady(endpoint: V1Endpoint): boolean {
   return endpoint.conditions?.ready === true;
 }
 
@@ -24,7 +25,7 @@ function hasOnlyHint(list: { name: string }[] | undefined, name: string): boolea
 }
 
 /** No hints at all: used when no traffic distribution is requested, so stale hints are stripped. */
-const stripHints: HintHeuristic = {
+export const stripHints: HintHeuristic = {
   needsUpdate: (slice) => (slice.endpoints ?? []).some((endpoint) => endpoint.hints !== undefined),
   update: (slice) => {
     for (const endpoint of slice.endpoints ?? []) delete endpoint.hints;
@@ -41,7 +42,7 @@ function preferCloseHints(withNodeHints: boolean): HintHeuristic {
   return {
     needsUpdate: (slice) =>
       (slice.endpoints ?? []).some((endpoint) => {
-        if (!isReady(endpoint)) return false;
+        if (!isEndpointReady(endpoint)) return false;
         const zone = endpoint.zone;
         const zoneWrong =
           zone === undefined
@@ -56,7 +57,7 @@ function preferCloseHints(withNodeHints: boolean): HintHeuristic {
       }),
     update: (slice) => {
       for (const endpoint of slice.endpoints ?? []) {
-        if (!isReady(endpoint)) continue;
+        if (!isEndpointReady(endpoint)) continue;
         const node = wantedNode(endpoint);
         const hints: V1EndpointHints = {};
         if (endpoint.zone !== undefined) hints.forZones = [{ name: endpoint.zone }];
@@ -99,4 +100,25 @@ export function hintHeuristicFor(service: V1Service): HintHeuristic {
     default:
       return stripHints;
   }
+}
+
+/**
+ * Gives the slices being written the hints `heuristic` wants, in place, and returns hinted copies
+ * of the unchanged slices whose hints are wrong, to be written as updates.
+ */
+export function applyHintHeuristic(
+  heuristic: HintHeuristic,
+  written: readonly V1EndpointSlice[],
+  unchanged: readonly V1EndpointSlice[],
+): V1EndpointSlice[] {
+  for (const slice of written) heuristic.update(slice);
+  const hinted: V1EndpointSlice[] = [];
+  for (const slice of unchanged) {
+    if (!heuristic.needsUpdate(slice)) continue;
+    // Unchanged slices are the caller's (informer cache) objects: copy before touching.
+    const copy = structuredClone(slice);
+    heuristic.update(copy);
+    hinted.push(copy);
+  }
+  return hinted;
 }

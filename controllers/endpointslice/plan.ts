@@ -20,7 +20,7 @@ import {
   LABEL_TOPOLOGY_ZONE,
   MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
 } from '../../api/labels.ts';
-import { type HintHeuristic, hintHeuristicFor, topologyAnnotationEnabled } from './hints.ts';
+import { applyHintHeuristic, hintHeuristicFor, topologyAnnotationEnabled } from './hints.ts';
 import {
   addressTypeOf,
   canonicalIP,
@@ -448,24 +448,6 @@ function isEquivalentPlaceholder(
   );
 }
 
-function applyHints(
-  heuristic: HintHeuristic,
-  result: GroupResult,
-  unchanged: readonly V1EndpointSlice[],
-): V1EndpointSlice[] {
-  for (const slice of result.create) heuristic.update(slice);
-  for (const slice of result.update) heuristic.update(slice);
-  const hinted: V1EndpointSlice[] = [];
-  for (const slice of unchanged) {
-    if (!heuristic.needsUpdate(slice)) continue;
-    // Unchanged slices are the caller's (informer cache) objects: copy before touching.
-    const copy = structuredClone(slice);
-    heuristic.update(copy);
-    hinted.push(copy);
-  }
-  return hinted;
-}
-
 /**
  * Upstream's `finalize` recycling: while there are both creates and deletes, a create becomes an
  * update of a slice that would be deleted (same address type, owned by this Service), which saves
@@ -655,7 +637,7 @@ export function planEndpointSlices(
       // The annotation was removed: say so once, then let `trafficDistribution` (or nothing) hint.
       if (plan.topologyHintsPopulated) plan.events.push(topologyHintsDisabledEvent(addressType));
       plan.topologyHintsPopulated = false;
-      result.update.push(...applyHints(heuristic, result, unchanged));
+      result.update.push(...applyHintHeuristic(heuristic, [...result.create, ...result.update], unchanged));
     }
     recycleDeletes(result, service);
 

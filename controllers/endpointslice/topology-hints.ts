@@ -5,8 +5,9 @@
  * send their traffic to endpoints that together have about that zone's capacity. When the shares
  * cannot be met without overloading some endpoint, hints are removed and an Event says why.
  */
-import type { V1Endpoint, V1EndpointSlice, V1Node } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import { LABEL_TOPOLOGY_ZONE } from '../../api/labels.ts';
+import { applyHintHeuristic, isEndpointReady, stripHints } from './hints.ts';
 
 /**
  * How much more traffic than its fair share an endpoint may get (upstream `overloadThreshold`):
@@ -95,8 +96,9 @@ export function parseQuantityMillis(text: string): number | undefined {
   return sign === '-' && value !== 0 ? -value : value;
 }
 
-function isNodeReady(node: V1Node): boolean {
-  return node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status === 'True';
+/** The status of the node's Ready condition; '' when it reports none. */
+function nodeReadyStatus(node: V1Node): string {
+  return node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status ?? '';
 }
 
 /**
@@ -110,7 +112,7 @@ export function zoneCapacityOf(nodes: Iterable<V1Node>): ZoneCapacity {
   for (const node of nodes) {
     const labels = node.metadata?.labels ?? {};
     if (EXCLUDED_NODE_LABELS.some((label) => label in labels)) continue;
-    if (!isNodeReady(node)) continue;
+    if (nodeReadyStatus(node) !== 'True') continue;
     const zone = labels[LABEL_TOPOLOGY_ZONE] ?? '';
     const millis = parseQuantityMillis(node.status?.allocatable?.['cpu'] ?? '') ?? 0;
     // One node without the information makes every share unknowable, as upstream decides.
@@ -125,6 +127,21 @@ export function zoneCapacityOf(nodes: Iterable<V1Node>): ZoneCapacity {
   for (const zone of [...millisByZone.keys()].sort())
     cpuRatioByZone.set(zone, millisByZone.get(zone)! / total);
   return { sufficient: true, cpuRatioByZone };
+}
+
+/**
+ * What of a Node {@link zoneCapacityOf} reads, as one comparable string, so a node update that
+ * leaves it alone can skip recomputing the shares (upstream watches readiness and zone;
+ * allocatable CPU and the control-plane labels count as well, since they change the shares too).
+ */
+export function zoneCapacityInputs(node: V1Node): string {
+  const labels = node.metadata?.labels ?? {};
+  return JSON.stringify([
+    nodeReadyStatus(node),
+    labels[LABEL_TOPOLOGY_ZONE] ?? '',
+    node.status?.allocatable?.['cpu'] ?? '',
+    ...EXCLUDED_NODE_LABELS.map((label) => label in labels),
+  ]);
 }
 
 /** How many of a Service's ready endpoints one zone should be hinted for. */
@@ -163,13 +180,10 @@ function allocationsFor(capacity: ZoneCapacity, readyEndpoints: number): Allocat
   return { ok: true, byZone };
 }
 
-function isReady(endpoint: V1Endpoint): boolean {
-  return endpoint.conditions?.ready === true;
-}
-
 function readyCount(slices: readonly V1EndpointSlice[]): number {
   let count = 0;
-  for (const slice of slices) for (const endpoint of slice.endpoints ?? []) if (isReady(endpoint)) count++;
+  for (const slice of slices)
+    for (const endpoint of slice.endpoints ?? []) if (isEndpointReady(endpoint)) count++;
   return count;
 }
 
@@ -185,7 +199,7 @@ function hintsOfUnchangedSlice(
 ): Map<string, number> | undefined {
   const byZone = new Map<string, number>();
   for (const endpoint of slice.endpoints ?? []) {
-    if (!isReady(endpoint)) continue;
+    if (!isEndpointReady(endpoint)) continue;
     const forZones = endpoint.hints?.forZones ?? [];
     if (forZones.length === 0) return undefined;
     for (const { name } of forZones) {
@@ -252,7 +266,7 @@ function redistribute(
   const receivers = () => [...receiving.keys()].sort();
   for (const slice of slices) {
     for (const endpoint of slice.endpoints ?? []) {
-      if (!isReady(endpoint)) continue;
+      if (!isEndpointReady(endpoint)) continue;
       if (giving.size === 0 || receiving.size === 0) return changes;
       const from = endpoint.zone ?? '';
       const toGive = giving.get(from) ?? 0;
@@ -295,24 +309,6 @@ function withAddressType(message: string, addressType: string): string {
 }
 
 /**
- * Strips every hint (upstream `RemoveHintsFromSlices`): in place on slices being written, and on
- * copies of unchanged slices that still carry some.
- */
-export function removeHints(slices: SlicesToHint): V1EndpointSlice[] {
-  for (const slice of [...slices.create, ...slices.update]) {
-    for (const endpoint of slice.endpoints ?? []) delete endpoint.hints;
-  }
-  const rewritten: V1EndpointSlice[] = [];
-  for (const slice of slices.unchanged) {
-    if (!(slice.endpoints ?? []).some((endpoint) => endpoint.hints !== undefined)) continue;
-    const copy = structuredClone(slice);
-    for (const endpoint of copy.endpoints ?? []) delete endpoint.hints;
-    rewritten.push(copy);
-  }
-  return rewritten;
-}
-
-/**
  * Upstream `TopologyCache.AddHints` for one Service and address type: keeps unchanged slices whose
  * hints still fit the allocation, hints every ready endpoint of the slices being written for its
  * own zone, then moves hints from zones above their share to zones below it. When the allocation
@@ -327,7 +323,8 @@ export function addTopologyHints(
   hintsWerePopulated: boolean,
 ): TopologyHintsOutcome {
   const disable = (message: string): TopologyHintsOutcome => ({
-    update: removeHints(slices),
+    // Upstream `RemoveHintsFromSlices`: every hint goes, on copies of unchanged slices too.
+    update: applyHintHeuristic(stripHints, [...slices.create, ...slices.update], slices.unchanged),
     events: [
       {
         type: 'Warning',
@@ -357,7 +354,7 @@ export function addTopologyHints(
   const writable = [...slices.create, ...slices.update, ...rewritten];
   for (const slice of writable) {
     for (const endpoint of slice.endpoints ?? []) {
-      if (!isReady(endpoint)) {
+      if (!isEndpointReady(endpoint)) {
         delete endpoint.hints;
         continue;
       }

@@ -6,7 +6,7 @@
  * the controller marks Overlapping later.
  */
 
-import { type ParsedPool, parsePool } from '../../allocators/lb-pool/pool.ts';
+import { type ParsedPool, parsePool, rangesOverlap } from '../../allocators/lb-pool/pool.ts';
 import {
   LOAD_BALANCER_IP_POOL_KIND,
   type LoadBalancerIPPool,
@@ -76,10 +76,7 @@ function overlapErrors(pool: ParsedPool, others: readonly ParsedPool[]): FieldEr
   const errors: FieldError[] = [];
   for (const range of pool.ranges) {
     for (const other of ordered) {
-      const clash = other.ranges.find(
-        (candidate) =>
-          candidate.family === range.family && candidate.first <= range.last && range.first <= candidate.last,
-      );
+      const clash = other.ranges.find((candidate) => rangesOverlap(candidate, range));
       if (clash !== undefined) {
         errors.push(
           invalid(
