@@ -69,6 +69,8 @@ export interface RunOptions {
   cwd?: string;
   /** Echo the command line to stderr first (default true), so a CI log shows what ran. */
   echo?: boolean;
+  /** Kill the command (SIGTERM) when it runs longer than this; the result's stderr says so. */
+  timeoutMs?: number;
 }
 
 /**
@@ -84,7 +86,11 @@ export function runCommand(
     process.stderr.write(`$ ${[command, ...args].join(' ')}\n`);
   }
   return new Promise((resolve) => {
-    const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd });
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      timeout: options.timeoutMs,
+    });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -92,11 +98,12 @@ export function runCommand(
     child.on('error', (error: NodeJS.ErrnoException) => {
       resolve({ code: error.code === 'ENOENT' ? 127 : 1, stdout: '', stderr: error.message });
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
+      const errorText = Buffer.concat(stderr).toString('utf8');
       resolve({
-        code: code ?? 1,
+        code: code ?? 128,
         stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: Buffer.concat(stderr).toString('utf8'),
+        stderr: signal === null ? errorText : `${errorText}killed by ${signal}`,
       });
     });
     child.stdin.on('error', () => {

@@ -297,7 +297,8 @@ export interface PodServerProcess {
 
 const lanNamespaceSuffix = 'lan';
 const lanBridge = 'br0';
-const nodeLanInterface = 'lan0';
+/** The name of every node's and client's link to the LAN, inside its own namespace. */
+export const lanInterface = 'lan0';
 const podInterface = 'eth0';
 const podServerScript = new URL('./pod-server.ts', import.meta.url).pathname;
 
@@ -359,7 +360,10 @@ export class NetnsDataplane {
     await this.ip.inNamespace(this.lanNamespace, ['link', 'set', lanBridge, 'up']);
   }
 
-  /** Creates a veth whose one end joins the LAN bridge and whose other end is `lan0` in `namespace`. */
+  /**
+   * Creates a veth whose one end joins the LAN bridge and whose other end is {@link lanInterface}
+   * in `namespace`.
+   */
   async #attachToLan(namespace: string, bridgePort: string, address: string): Promise<void> {
     await this.ip.inNamespace(this.lanNamespace, [
       'link',
@@ -369,7 +373,7 @@ export class NetnsDataplane {
       'veth',
       'peer',
       'name',
-      nodeLanInterface,
+      lanInterface,
       'netns',
       namespace,
     ]);
@@ -379,9 +383,9 @@ export class NetnsDataplane {
       'add',
       `${address}/${addressPlan.lanPrefixLength}`,
       'dev',
-      nodeLanInterface,
+      lanInterface,
     ]);
-    await this.ip.inNamespace(namespace, ['link', 'set', nodeLanInterface, 'up']);
+    await this.ip.inNamespace(namespace, ['link', 'set', lanInterface, 'up']);
   }
 
   /**

@@ -5,13 +5,13 @@
  * namespace cannot reach; a relay in each node namespace forwards its own 127.0.0.1:<port>
  * through a unix socket to a forwarder in this process (see api-relay.ts).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeNetwork } from './netns.ts';
+import { addressPlan, IpCommand, lanInterface, type NodeNetwork } from './netns.ts';
 
 const relayScript = new URL('./api-relay.ts', import.meta.url).pathname;
 const agentScript = new URL('../../agent/portico-agent.ts', import.meta.url).pathname;
@@ -23,18 +23,10 @@ export interface NodeAgentsOptions {
   /** The API server's `https://127.0.0.1:<port>` URL. */
   readonly apiServerUrl: string;
   readonly kubeconfigPath: string;
-  /**
-   * Routed from every node onto its LAN link, as a node with a default gateway would route them
-   * (198.19.0.0/16 by default, the Service range of the address plan). Without a route, a packet to
-   * a Service address without endpoints fails the route lookup before it reaches the agent's
-   * REJECT rule in FORWARD.
-   */
-  readonly serviceRange?: string;
   /** Flags added to every agent's command line. */
   readonly agentArgs?: readonly string[];
   /** Environment added to every agent's (L2 announcement is turned on this way, as in the chart). */
   readonly agentEnv?: Readonly<Record<string, string>>;
-  readonly ipPath?: string;
 }
 
 /** The agents and their plumbing; `stop` ends them all. */
@@ -78,27 +70,21 @@ async function terminate(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-function run(program: string, args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(program, args, (error, _stdout, stderr) =>
-      error === null ? resolve() : reject(new Error(`${program} ${args.join(' ')}: ${stderr.trim()}`)),
-    );
-  });
-}
-
 /**
- * Routes the Service range onto the LAN and turns off ICMP error rate limiting in the node: the
- * REJECT of a Service without endpoints answers with an ICMP error, and the kernel's per-peer
- * limit (about one a second after a small burst) would turn a test's quick retries into timeouts.
+ * Routes the address plan's Service range onto the LAN, as a node with a default gateway would
+ * route it (without a route, a packet to a Service address without endpoints fails the route
+ * lookup before it reaches the agent's REJECT rule in FORWARD), and turns off ICMP error rate
+ * limiting in the node: that REJECT answers with an ICMP error, and the kernel's per-peer limit
+ * (about one a second after a small burst) would turn a test's quick retries into timeouts.
  */
-async function prepareNode(ipPath: string, namespace: string, serviceRange: string): Promise<void> {
-  await run(ipPath, ['-n', namespace, 'route', 'replace', serviceRange, 'dev', 'lan0']);
-  await run(ipPath, ['netns', 'exec', namespace, 'sysctl', '-q', '-w', 'net.ipv4.icmp_ratelimit=0']);
+async function prepareNode(ip: IpCommand, namespace: string): Promise<void> {
+  await ip.inNamespace(namespace, ['route', 'replace', addressPlan.serviceRange, 'dev', lanInterface]);
+  await ip.exec(namespace, 'sysctl', ['-q', '-w', 'net.ipv4.icmp_ratelimit=0']);
 }
 
 /** Starts a relay and an agent per node; resolves once every relay listens. */
 export async function startNodeAgents(options: NodeAgentsOptions): Promise<NodeAgents> {
-  const ipPath = options.ipPath ?? '/usr/sbin/ip';
+  const ip = new IpCommand();
   const api = new URL(options.apiServerUrl);
   const dir = await mkdtemp(join(tmpdir(), 'portico-agents-'));
   const socketPath = join(dir, 'api.sock');
@@ -114,7 +100,7 @@ export async function startNodeAgents(options: NodeAgentsOptions): Promise<NodeA
   const spawnAgent = (node: NodeNetwork) => {
     const log = createWriteStream(join(dir, `agent-${node.index}.log`), { flags: 'a' });
     const agent = spawn(
-      ipPath,
+      ip.ipPath,
       [
         'netns',
         'exec',
@@ -140,9 +126,9 @@ export async function startNodeAgents(options: NodeAgentsOptions): Promise<NodeA
   };
   try {
     for (const node of options.nodes) {
-      await prepareNode(ipPath, node.namespace, options.serviceRange ?? '198.19.0.0/16');
+      await prepareNode(ip, node.namespace);
       const relay = spawn(
-        ipPath,
+        ip.ipPath,
         ['netns', 'exec', node.namespace, process.execPath, relayScript, api.port, socketPath],
         {
           stdio: ['ignore', 'pipe', 'inherit'],

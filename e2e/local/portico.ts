@@ -14,8 +14,9 @@ import { LOAD_BALANCER_IP_POOL_CRD } from '../../api/loadbalancerippool.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../../webhooks/certificates.ts';
 import { webhookConfigurations } from '../../webhooks/configurations.ts';
 import type { LocalCluster } from './cluster.ts';
+import { lanInterface } from './netns.ts';
 import { type NodeAgents, startNodeAgents } from './node-agents.ts';
-import { type KubeRest, restStatus } from './rest.ts';
+import type { KubeRest } from './rest.ts';
 
 const controllerManagerScript = new URL('../../controllers/portico-controller-manager.ts', import.meta.url)
   .pathname;
@@ -29,9 +30,6 @@ export const PORTICO_NAMESPACE = 'portico-system';
  * addresses with ARP and the announcing node answers, as a host on a real LAN would.
  */
 export const LOCAL_L2_POOL_CIDR = '198.18.200.0/24';
-
-/** The interface of every node namespace on the LAN bridge (netns.ts). */
-const NODE_LAN_INTERFACE = 'lan0';
 
 /** Options of {@link startPortico}. */
 export interface PorticoOptions {
@@ -67,14 +65,6 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-async function createOrKeep(rest: KubeRest, path: string, object: unknown): Promise<void> {
-  try {
-    await rest.create(path, object);
-  } catch (error) {
-    if (restStatus(error) !== 409) throw error;
-  }
-}
-
 async function waitUntilServing(child: ChildProcess, url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -100,14 +90,13 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
   const logDir = join(options.dataDir, 'logs');
   await mkdir(tlsDir, { recursive: true });
   await mkdir(logDir, { recursive: true });
-  await createOrKeep(rest, '/api/v1/namespaces', {
+  await rest.createUnlessExists('/api/v1/namespaces', {
     apiVersion: 'v1',
     kind: 'Namespace',
     metadata: { name: PORTICO_NAMESPACE },
   });
   // The chart installs the CRD from crds/ before anything else; the LoadBalancer controller watches pools.
-  await createOrKeep(
-    rest,
+  await rest.createUnlessExists(
     '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
     LOAD_BALANCER_IP_POOL_CRD,
   );
@@ -168,9 +157,11 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
       { url: `https://127.0.0.1:${webhookPort}` },
       ca.caPem,
     );
-    await createOrKeep(rest, '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', mutating);
-    await createOrKeep(
-      rest,
+    await rest.createUnlessExists(
+      '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+      mutating,
+    );
+    await rest.createUnlessExists(
       '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
       validating,
     );
@@ -183,7 +174,7 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
           'replace',
           LOCAL_L2_POOL_CIDR,
           'dev',
-          NODE_LAN_INTERFACE,
+          lanInterface,
         ]);
       }
       agents = await startNodeAgents({
@@ -203,7 +194,7 @@ export async function startPortico(options: PorticoOptions): Promise<Portico> {
         agentEnv: {
           PORTICO_L2_ANNOUNCE: 'true',
           POD_NAMESPACE: PORTICO_NAMESPACE,
-          PORTICO_L2_INTERFACE: NODE_LAN_INTERFACE,
+          PORTICO_L2_INTERFACE: lanInterface,
         },
       });
     }

@@ -29,6 +29,15 @@ export class KubeRest {
     return this.request('POST', collectionPath, object) as Promise<T>;
   }
 
+  /** POSTs a new object unless one of that name exists already (a 409 counts as done). */
+  async createUnlessExists(collectionPath: string, object: unknown): Promise<void> {
+    try {
+      await this.create(collectionPath, object);
+    } catch (error) {
+      if (restStatus(error) !== 409) throw error;
+    }
+  }
+
   /** Applies a JSON merge patch. */
   mergePatch<T>(path: string, patch: unknown): Promise<T> {
     return this.request('PATCH', path, patch, 'application/merge-patch+json') as Promise<T>;

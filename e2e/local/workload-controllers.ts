@@ -404,11 +404,7 @@ export class LocalDeploymentController {
     const plan = planDeployment(deployment, owned, kubeNow().getTime());
     const replicaSetsPath = `/apis/apps/v1/namespaces/${namespace}/replicasets`;
     if (plan.createReplicaSet !== undefined) {
-      try {
-        await this.#rest.create(replicaSetsPath, plan.createReplicaSet);
-      } catch (error) {
-        if (restStatus(error) !== 409) throw error;
-      }
+      await this.#rest.createUnlessExists(replicaSetsPath, plan.createReplicaSet);
     }
     for (const change of plan.scale) {
       await this.#rest.mergePatch(`${replicaSetsPath}/${change.name}`, {

@@ -4,19 +4,19 @@
  * webhooks and one agent per node namespace), driven with the real `kubectl`. The in-cluster client
  * is a pod (its network namespace runs the commands), the outside client the LAN client namespace.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../controllers/runtime/logging.ts';
 import { type ApiServer, startApiServer } from '../apiserver/index.ts';
+import { mustRun, runCommand } from '../kind/cluster.ts';
 import { LocalCluster } from '../local/cluster.ts';
-import { defaultIpPath, newRunId } from '../local/netns.ts';
+import { defaultIpPath, lanInterface, newRunId } from '../local/netns.ts';
 import type { NodeAgents } from '../local/node-agents.ts';
 import { readinessOverrideAnnotation } from '../local/pod-status.ts';
 import { LOCAL_L2_POOL_CIDR, type Portico, startPortico } from '../local/portico.ts';
-import { KubeRest, restStatus } from '../local/rest.ts';
+import { KubeRest } from '../local/rest.ts';
 import { ensureKubectl } from '../tools/helm.ts';
 import {
   CURL_STATUS_WRITE_OUT,
@@ -40,55 +40,6 @@ const l2PoolNetwork = LOCAL_L2_POOL_CIDR.slice(0, LOCAL_L2_POOL_CIDR.lastIndexOf
 export const LOCAL_LOAD_BALANCER_RANGE = `${l2PoolNetwork}.10-${l2PoolNetwork}.250`;
 
 const CLIENT_POD = 'client';
-
-/** The LAN client's link to the node LAN (e2e/local/netns.ts names every LAN link so). */
-const CLIENT_LAN_INTERFACE = 'lan0';
-
-/** How a finished command went. */
-interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCommand(
-  program: string,
-  args: readonly string[],
-  options: { input?: string; timeoutMs?: number } = {},
-): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(program, [...args], {
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      timeout: options.timeoutMs ?? 180_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    // A command that exits without reading its input must not crash this process with EPIPE.
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(options.input);
-    child.once('error', (error) => resolve({ code: 127, stdout, stderr: `${stderr}${error.message}` }));
-    child.once('close', (code, signal) =>
-      resolve({
-        code: code ?? 128,
-        stdout,
-        stderr: signal === null ? stderr : `${stderr}killed by ${signal}`,
-      }),
-    );
-  });
-}
-
-function mustSucceed(what: string, result: CommandResult): string {
-  if (result.code !== 0) {
-    throw new Error(`${what} exited with ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
-  }
-  return result.stdout;
-}
 
 /** Options of {@link LocalScenarioDriver.start}. */
 export interface LocalScenarioDriverOptions {
@@ -158,7 +109,7 @@ export class LocalScenarioDriver implements ScenarioDriver {
       undo.unshift(() => cluster.stop());
       const rest = new KubeRest(kubeConfig);
       undo.unshift(async () => rest.close());
-      await createUnlessExists(rest, '/api/v1/namespaces', {
+      await rest.createUnlessExists('/api/v1/namespaces', {
         apiVersion: 'v1',
         kind: 'Namespace',
         metadata: { name: SCENARIO_NAMESPACE },
@@ -217,12 +168,11 @@ export class LocalScenarioDriver implements ScenarioDriver {
 
   /** Runs kubectl against this cluster; a non-zero exit throws with kubectl's message. */
   async kubectl(args: readonly string[], input?: string): Promise<string> {
-    const result = await runCommand(
-      this.#kubectlPath,
-      ['--kubeconfig', this.#server.kubeconfigPath, ...args],
-      input === undefined ? {} : { input },
-    );
-    return mustSucceed(`kubectl ${args.join(' ')}`, result);
+    return mustRun(this.#kubectlPath, ['--kubeconfig', this.#server.kubeconfigPath, ...args], {
+      input,
+      echo: false,
+      timeoutMs: 180_000,
+    });
   }
 
   async apply(manifests: string, namespace = SCENARIO_NAMESPACE): Promise<void> {
@@ -264,10 +214,10 @@ export class LocalScenarioDriver implements ScenarioDriver {
     const key = `${SCENARIO_NAMESPACE}/${CLIENT_POD}`;
     const pod = this.cluster.dataplane?.pods.find((candidate) => candidate.key === key);
     if (pod === undefined) throw new Error(`pod ${key} has no network namespace: call ensureClient() first`);
-    const result = await runCommand(defaultIpPath, ['netns', 'exec', pod.namespace, ...command], {
+    return mustRun(defaultIpPath, ['netns', 'exec', pod.namespace, ...command], {
+      echo: false,
       timeoutMs: 60_000,
     });
-    return mustSucceed(`${command.join(' ')} in pod ${key}`, result);
   }
 
   /** curl from the LAN client namespace, which reaches the nodes as an off-cluster machine would. */
@@ -288,7 +238,7 @@ export class LocalScenarioDriver implements ScenarioDriver {
         CURL_STATUS_WRITE_OUT,
         url,
       ],
-      { timeoutMs: (timeoutSeconds + 10) * 1000 },
+      { echo: false, timeoutMs: (timeoutSeconds + 10) * 1000 },
     );
     return parseCurlOutput(result.stdout, result.code);
   }
@@ -302,11 +252,15 @@ export class LocalScenarioDriver implements ScenarioDriver {
     const identity = this.cluster.nodes.find((candidate) => candidate.name === node);
     const network = this.cluster.dataplane?.nodes.find((candidate) => candidate.index === identity?.index);
     if (network === undefined) throw new Error(`no node ${JSON.stringify(node)} in this cluster`);
-    const inNode = (args: readonly string[]) =>
-      runCommand(defaultIpPath, ['netns', 'exec', network.namespace, ...args], { timeoutMs: 30_000 });
+    const execInNode = ['netns', 'exec', network.namespace];
+    const inNodeOptions = { echo: false, timeoutMs: 30_000 };
     let mode = this.#runningModes.get(node);
     if (mode === undefined) {
-      const running = await inNode(['curl', '-sS', '-m', '2', 'http://127.0.0.1:10249/proxyMode']);
+      const running = await runCommand(
+        defaultIpPath,
+        [...execInNode, 'curl', '-sS', '-m', '2', 'http://127.0.0.1:10249/proxyMode'],
+        inNodeOptions,
+      );
       // An agent settles its mode once at start; ask again only while it has not answered.
       if (running.code === 0) this.#runningModes.set(node, running.stdout.trim());
       mode = running.code === 0 ? running.stdout.trim() : this.mode;
@@ -316,7 +270,7 @@ export class LocalScenarioDriver implements ScenarioDriver {
       nftables: ['nft', 'list', 'ruleset'],
       ipvs: ['ipvsadm', '-Ln'],
     };
-    return mustSucceed(`rules of ${node}`, await inNode(command[mode] ?? ['iptables-save']));
+    return mustRun(defaultIpPath, [...execInNode, ...(command[mode] ?? ['iptables-save'])], inNodeOptions);
   }
 
   loadBalancerRange(): Promise<string> {
@@ -334,8 +288,8 @@ export class LocalScenarioDriver implements ScenarioDriver {
     // arping exits non-zero when nobody answered; the replies it printed are what counts.
     const { stdout } = await runCommand(
       defaultIpPath,
-      ['netns', 'exec', client.namespace, 'arping', '-c', '3', '-w', '3', '-I', CLIENT_LAN_INTERFACE, ip],
-      { timeoutMs: 20_000 },
+      ['netns', 'exec', client.namespace, 'arping', '-c', '3', '-w', '3', '-I', lanInterface, ip],
+      { echo: false, timeoutMs: 20_000 },
     );
     const macs = [...stdout.matchAll(/reply from \S+ \[([0-9A-Fa-f:]+)\]/g)].map((match) =>
       (match[1] ?? '').toLowerCase(),
@@ -356,13 +310,5 @@ export class LocalScenarioDriver implements ScenarioDriver {
       `pod/${pod}`,
       ready ? `${readinessOverrideAnnotation}-` : `${readinessOverrideAnnotation}=false`,
     ]);
-  }
-}
-
-async function createUnlessExists(rest: KubeRest, path: string, object: unknown): Promise<void> {
-  try {
-    await rest.create(path, object);
-  } catch (error) {
-    if (restStatus(error) !== 409) throw error;
   }
 }
