@@ -286,9 +286,8 @@ export class Registry {
       filter,
     });
     const page: ListPage = { items: found.items, resourceVersion: String(revision) };
-    if (found.more) {
-      const last = found.items[found.items.length - 1]!.metadata as JsonObject;
-      page.continueToken = encodeContinue(revision, `${last.namespace ?? ''}/${last.name}`);
+    if (found.continueAfter !== undefined) {
+      page.continueToken = encodeContinue(revision, found.continueAfter);
       if (found.remaining !== undefined) page.remainingItemCount = found.remaining;
     }
     return page;

@@ -145,6 +145,8 @@ export interface StorePage {
   items: JsonObject[];
   /** True when objects the filter accepts follow the last item. */
   more: boolean;
+  /** The last item's key (`namespace/name`) when `more` is true: where a continue token resumes. */
+  continueAfter?: string;
   /**
    * How many objects follow the last item: set only when the page has no filter and `more` is true,
    * as kube-apiserver sets remainingItemCount only for lists without selectors.
@@ -255,13 +257,16 @@ export class ObjectStore {
       lastKey = key;
     }
     const page: StorePage = { items, more };
-    if (more && filter === undefined && lastKey !== undefined) {
-      let remaining = high - searchKeys(sorted, lastKey, true);
-      for (const key of changedKeys) {
-        if (key <= lastKey) continue;
-        remaining += (then!.get(key) === undefined ? 0 : 1) - (bucket.has(key) ? 1 : 0);
+    if (more && lastKey !== undefined) {
+      page.continueAfter = lastKey;
+      if (filter === undefined) {
+        let remaining = high - searchKeys(sorted, lastKey, true);
+        for (const key of changedKeys) {
+          if (key <= lastKey) continue;
+          remaining += (then!.get(key) === undefined ? 0 : 1) - (bucket.has(key) ? 1 : 0);
+        }
+        page.remaining = remaining;
       }
-      page.remaining = remaining;
     }
     return page;
   }
